@@ -1,0 +1,114 @@
+//! Errors of the framing layer: every way a peer can break RFC 6455 after the handshake.
+//!
+//! Owns: the error taxonomy and its one-to-one mapping to the close code that answers it.
+//! Handshake failures live in [`crate::handshake`] (they map to HTTP statuses instead).
+
+use core::fmt;
+
+use crate::close::CloseCode;
+
+/// The peer broke the protocol; the session answers with a Close carrying
+/// [`ProtocolError::close_code`] and stops reading (§7.1.7 "Fail the WebSocket Connection").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// §5.2: RSV1-3 set while no extension defines them.
+    ReservedBitsSet,
+    /// §5.2: opcodes 0x3-0x7 and 0xB-0xF are reserved.
+    ReservedOpcode(u8),
+    /// §5.2: the most significant bit of a 64-bit payload length must be 0.
+    InvalidPayloadLength,
+    /// §5.1: a client must mask every frame it sends.
+    UnmaskedFrameFromClient,
+    /// §5.1: a server must not mask any frame it sends.
+    MaskedFrameFromServer,
+    /// §5.5: control frames carry at most 125 bytes of payload.
+    ControlFrameTooLong,
+    /// §5.5: control frames must not be fragmented.
+    FragmentedControlFrame,
+    /// §5.4: a continuation frame without a message in progress.
+    UnexpectedContinuation,
+    /// §5.4: a new Text or Binary frame while a fragmented message is in progress.
+    ExpectedContinuation,
+    /// §5.5.1: a Close body of exactly one byte.
+    InvalidCloseFrame,
+    /// §7.4: a close status code that must not appear on the wire.
+    InvalidCloseCode(u16),
+    /// §8.1: a text message or a close reason that is not UTF-8.
+    InvalidUtf8,
+    /// A frame larger than the configured maximum frame size.
+    FrameTooLarge,
+    /// A message larger than the configured maximum message size.
+    MessageTooLarge,
+}
+
+impl ProtocolError {
+    /// The close code that answers this error (§7.4.1).
+    pub fn close_code(self) -> CloseCode {
+        match self {
+            ProtocolError::InvalidUtf8 => CloseCode::InvalidFramePayloadData,
+            ProtocolError::FrameTooLarge | ProtocolError::MessageTooLarge => {
+                CloseCode::MessageTooBig
+            }
+            _ => CloseCode::ProtocolError,
+        }
+    }
+
+    /// A short reason for the Close frame and the log.
+    pub fn reason(self) -> &'static str {
+        match self {
+            ProtocolError::ReservedBitsSet => "reserved bits set",
+            ProtocolError::ReservedOpcode(_) => "reserved opcode",
+            ProtocolError::InvalidPayloadLength => "invalid payload length",
+            ProtocolError::UnmaskedFrameFromClient => "unmasked frame from client",
+            ProtocolError::MaskedFrameFromServer => "masked frame from server",
+            ProtocolError::ControlFrameTooLong => "control frame too long",
+            ProtocolError::FragmentedControlFrame => "fragmented control frame",
+            ProtocolError::UnexpectedContinuation => "unexpected continuation frame",
+            ProtocolError::ExpectedContinuation => "expected continuation frame",
+            ProtocolError::InvalidCloseFrame => "invalid close frame",
+            ProtocolError::InvalidCloseCode(_) => "invalid close code",
+            ProtocolError::InvalidUtf8 => "invalid UTF-8",
+            ProtocolError::FrameTooLarge => "frame too large",
+            ProtocolError::MessageTooLarge => "message too large",
+        }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::ReservedOpcode(op) => write!(f, "reserved opcode {op:#x}"),
+            ProtocolError::InvalidCloseCode(code) => write!(f, "invalid close code {code}"),
+            other => f.write_str(other.reason()),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ProtocolError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_their_close_codes() {
+        assert_eq!(
+            ProtocolError::InvalidUtf8.close_code(),
+            CloseCode::InvalidFramePayloadData
+        );
+        assert_eq!(
+            ProtocolError::MessageTooLarge.close_code(),
+            CloseCode::MessageTooBig
+        );
+        assert_eq!(
+            ProtocolError::FrameTooLarge.close_code(),
+            CloseCode::MessageTooBig
+        );
+        assert_eq!(
+            ProtocolError::ReservedOpcode(3).close_code(),
+            CloseCode::ProtocolError
+        );
+        assert!(ProtocolError::ReservedBitsSet.reason().len() <= crate::close::MAX_REASON_LEN);
+    }
+}

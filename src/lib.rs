@@ -1,0 +1,41 @@
+//! # wsloop — a WebSocket (RFC 6455) stack you can read in an afternoon
+//!
+//! The crate has two layers, and the first one never touches a socket.
+//!
+//! **The protocol core** (`no_std` + `alloc`, always built) turns bytes into events and
+//! events into bytes:
+//!
+//! | module | owns | RFC 6455 |
+//! |---|---|---|
+//! | [`handshake`] | the HTTP Upgrade, both sides; HTTP error responses | §4 |
+//! | [`frame`] | the frame header codec | §5.2 |
+//! | [`mask`] | XOR masking, client keys | §5.3, §10.3 |
+//! | [`utf8`] | incremental UTF-8 validation | §5.6, §8.1 |
+//! | [`close`] | close codes and Close payloads | §5.5.1, §7.4 |
+//! | [`error`] | protocol errors and the close code answering each | §7.4.1 |
+//! | [`session`] | the state machine: reading, fragmentation, control frames, closing | §5, §7 |
+//!
+//! A module of the core may use the modules above it in this table, never the I/O layer.
+//! The core has no clock: timers (handshake, idle, close) belong to the I/O layer, which
+//! asks the session when they apply.
+//!
+//! **The I/O layer** (feature `std`, on by default) drives the core over TCP: a mio
+//! event-loop server and a blocking client.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod close;
+pub mod error;
+pub mod frame;
+pub mod handshake;
+pub mod mask;
+pub mod session;
+pub mod utf8;
+
+pub use close::{CloseCode, CloseFrame};
+pub use error::ProtocolError;
+pub use handshake::HandshakeError;
+pub use session::{Config, Event, Message, Role, Session};
