@@ -10,7 +10,7 @@
 //! TCP stream ends), takes [`Event`]s with [`Session::next_event`], and writes
 //! [`Session::output`] to the peer. Replies the protocol requires (a Pong for each Ping, the
 //! Close that answers a Close, the Close that fails the connection) are written to the output
-//! by the session itself.
+//! by the session itself; the first two when their event is taken.
 //!
 //! **Timers are the I/O layer's job.** The session says when one should run:
 //! [`Session::awaiting_close`] is true from the moment we send a Close until the TCP stream
@@ -102,17 +102,41 @@ impl Message {
     }
 }
 
+impl From<String> for Message {
+    fn from(text: String) -> Self {
+        Message::Text(text)
+    }
+}
+
+impl From<&str> for Message {
+    fn from(text: &str) -> Self {
+        Message::Text(String::from(text))
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(bytes: Vec<u8>) -> Self {
+        Message::Binary(bytes)
+    }
+}
+
+impl From<&[u8]> for Message {
+    fn from(bytes: &[u8]) -> Self {
+        Message::Binary(bytes.to_vec())
+    }
+}
+
 /// Something the peer did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A whole data message.
     Message(Message),
-    /// A Ping; the Pong has already been written to the output.
+    /// A Ping; taking this event writes the Pong to the output.
     Ping(Vec<u8>),
     /// A Pong.
     Pong(Vec<u8>),
-    /// The peer started or answered the closing handshake; our answering Close, if one was
-    /// due, has already been written to the output.
+    /// The peer started or answered the closing handshake; taking this event writes our
+    /// answering Close to the output, if one is due.
     Close(CloseFrame),
 }
 
@@ -306,8 +330,27 @@ impl Session {
     }
 
     /// The next event, oldest first.
+    ///
+    /// Taking a [`Event::Ping`] writes its Pong, and taking a [`Event::Close`] writes the
+    /// answering Close, so that replies go out in order with whatever the caller sends while
+    /// handling the events before them (an echo of a message that preceded the peer's Close
+    /// still goes out before our Close).
     pub fn next_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front()?;
+        match &event {
+            // RFC 6455 §5.5.2: a Ping is answered with a Pong carrying the same payload,
+            // unless we already sent a Close (§5.5.1: it is our last frame).
+            Event::Ping(payload) if self.close_sent.is_none() && !self.eof => {
+                self.write_frame(Opcode::Control(ControlOpcode::Pong), true, payload);
+            }
+            // RFC 6455 §5.5.1: if we have not sent a Close, we MUST answer with one,
+            // typically echoing the status code received (an empty Close for none).
+            Event::Close(close) if self.close_sent.is_none() && !self.eof => {
+                self.write_close(CloseFrame::new(close.code, ""));
+            }
+            _ => {}
+        }
+        Some(event)
     }
 
     fn reading(&self) -> bool {
@@ -485,13 +528,8 @@ impl Session {
                 }
             }
             Opcode::Control(ControlOpcode::Ping) => {
-                let payload = self.control_buf.clone();
-                // RFC 6455 §5.5.2: a Ping is answered with a Pong carrying the same payload,
-                // unless we already sent a Close (§5.5.1: it is our last frame).
-                if self.close_sent.is_none() {
-                    self.write_frame(Opcode::Control(ControlOpcode::Pong), true, &payload);
-                }
-                self.events.push_back(Event::Ping(payload));
+                // The Pong is written when this event is taken (see `next_event`).
+                self.events.push_back(Event::Ping(self.control_buf.clone()));
             }
             Opcode::Control(ControlOpcode::Pong) => {
                 // RFC 6455 §5.5.3: an unsolicited Pong is a heartbeat; no answer.
@@ -499,11 +537,7 @@ impl Session {
             }
             Opcode::Control(ControlOpcode::Close) => {
                 let close = CloseFrame::parse(&self.control_buf)?;
-                // RFC 6455 §5.5.1: if we have not sent a Close, we MUST answer with one,
-                // typically echoing the status code received.
-                if self.close_sent.is_none() {
-                    self.write_close(CloseFrame::new(close.code, ""));
-                }
+                // The answering Close is written when this event is taken (see `next_event`).
                 // A message in progress will never be completed; drop it.
                 self.message = None;
                 self.message_buf = Vec::new();

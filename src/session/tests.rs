@@ -635,3 +635,27 @@ fn a_split_header_is_completed_across_reads() {
         assert_eq!(events(&mut s), [binary(&[9u8; 70_000])], "cut {cut}");
     }
 }
+
+#[test]
+fn replies_are_written_when_their_event_is_taken() {
+    let mut bytes = client_frame(0x1, true, b"echo me");
+    bytes.extend(client_frame(0x9, true, b"p"));
+    bytes.extend(client_frame(0x8, true, &1000u16.to_be_bytes()));
+    let mut s = server();
+    s.receive(&bytes).unwrap();
+    assert!(
+        s.output().is_empty(),
+        "nothing is answered before the events are taken"
+    );
+    assert_eq!(s.next_event(), Some(text("echo me")));
+    s.send_text("echo me").unwrap();
+    assert_eq!(s.next_event(), Some(Event::Ping(b"p".to_vec())));
+    assert_eq!(
+        s.next_event(),
+        Some(Event::Close(CloseFrame::new(CloseCode::NormalClosure, "")))
+    );
+    let mut expected = b"\x81\x07echo me".to_vec();
+    expected.extend_from_slice(&[0x8a, 0x01, b'p']);
+    expected.extend(close_frame_bytes(1000, ""));
+    assert_eq!(s.take_output(), expected);
+}
