@@ -35,6 +35,9 @@ pub mod mask;
 pub mod session;
 pub mod utf8;
 
+#[cfg(feature = "server")]
+pub mod server;
+
 pub use close::{CloseCode, CloseFrame};
 pub use error::ProtocolError;
 pub use handshake::HandshakeError;

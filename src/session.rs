@@ -100,6 +100,22 @@ impl Message {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The opcode of the frame that carries this message.
+    pub fn opcode(&self) -> DataOpcode {
+        match self {
+            Message::Text(_) => DataOpcode::Text,
+            Message::Binary(_) => DataOpcode::Binary,
+        }
+    }
+
+    /// The payload, by value (no copy).
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Message::Text(text) => text.into_bytes(),
+            Message::Binary(bytes) => bytes,
+        }
+    }
 }
 
 impl From<String> for Message {
@@ -225,6 +241,9 @@ pub struct Session {
     close_sent: Option<CloseFrame>,
     close_received: Option<CloseFrame>,
     failure: Option<ProtocolError>,
+    /// The Close that fails the connection, held back until the events decoded before the
+    /// violation have been taken (so that answers to them still precede it).
+    failing_close: Option<CloseFrame>,
     failed: bool,
     eof: bool,
 }
@@ -271,6 +290,7 @@ impl Session {
             close_sent: None,
             close_received: None,
             failure: None,
+            failing_close: None,
             failed: false,
             eof: false,
         }
@@ -299,9 +319,10 @@ impl Session {
     /// Feed bytes received from the peer, in any chunking. Events become available from
     /// [`Session::next_event`], replies in [`Session::output`].
     ///
-    /// On a protocol violation the session writes the Close that fails the connection,
-    /// discards all further input, and returns the error (once); events decoded before the
-    /// violation stay available. Input after a received Close is discarded.
+    /// On a protocol violation the session discards all further input and returns the error
+    /// (once). Events decoded before the violation stay available; the Close that fails the
+    /// connection is written at once if there are none, else by the [`Session::next_event`]
+    /// call that finds none left. Input after a received Close is discarded.
     pub fn receive(&mut self, mut input: &[u8]) -> Result<(), ProtocolError> {
         while !input.is_empty() && self.reading() {
             let step = match self.frame {
@@ -334,9 +355,18 @@ impl Session {
     /// Taking a [`Event::Ping`] writes its Pong, and taking a [`Event::Close`] writes the
     /// answering Close, so that replies go out in order with whatever the caller sends while
     /// handling the events before them (an echo of a message that preceded the peer's Close
-    /// still goes out before our Close).
+    /// still goes out before our Close). Likewise, when the peer broke the protocol after
+    /// some valid events, the failing Close is written by the call that finds no event left.
     pub fn next_event(&mut self) -> Option<Event> {
-        let event = self.events.pop_front()?;
+        let Some(event) = self.events.pop_front() else {
+            // Every event before a violation has been taken and handled: now fail.
+            if let Some(close) = self.failing_close.take() {
+                if self.close_sent.is_none() && !self.eof {
+                    self.write_close(close);
+                }
+            }
+            return None;
+        };
         match &event {
             // RFC 6455 §5.5.2: a Ping is answered with a Pong carrying the same payload,
             // unless we already sent a Close (§5.5.1: it is our last frame).
@@ -552,7 +582,13 @@ impl Session {
     fn fail_with(&mut self, error: ProtocolError) {
         log::debug!("{:?}: failing the connection: {error}", self.role);
         self.failure = Some(error);
-        self.fail(error.close_code(), error.reason());
+        if self.events.is_empty() {
+            self.fail(error.close_code(), error.reason());
+        } else {
+            // Stop reading now; send the Close once the earlier events are taken.
+            self.fail_reading();
+            self.failing_close = Some(CloseFrame::new(error.close_code(), error.reason()));
+        }
     }
 
     // ----- Output ------------------------------------------------------------------------
@@ -657,9 +693,10 @@ impl Session {
         }
     }
 
-    /// Whether data messages may still be sent.
+    /// Whether a whole data message may be sent now: no Close sent, TCP open, and no
+    /// fragmented message of ours in progress.
     pub fn can_send(&self) -> bool {
-        self.check_can_send_data().is_ok()
+        self.check_can_send_data().is_ok() && !self.sending_fragments
     }
 
     /// Send a Ping (§5.5.2), e.g. as a heartbeat.
@@ -710,6 +747,11 @@ impl Session {
             };
             self.write_close(CloseFrame::new(code, reason));
         }
+        self.fail_reading();
+    }
+
+    /// Discard all further input and whatever was being read.
+    fn fail_reading(&mut self) {
         self.failed = true;
         self.frame = None;
         self.message = None;
@@ -794,7 +836,7 @@ impl Session {
     /// until its close timeout. A failed connection (§7.1.7) and one whose peer already closed
     /// TCP are closed at once, whatever the role.
     pub fn should_close_tcp(&self) -> bool {
-        if self.failed || self.eof {
+        if (self.failed && self.failing_close.is_none()) || self.eof {
             return true;
         }
         let handshake_done = self.close_sent.is_some() && self.close_received.is_some();

@@ -659,3 +659,25 @@ fn replies_are_written_when_their_event_is_taken() {
     expected.extend(close_frame_bytes(1000, ""));
     assert_eq!(s.take_output(), expected);
 }
+
+#[test]
+fn the_failing_close_waits_for_earlier_events_to_be_taken() {
+    // Autobahn 3.2: a valid message, then a frame with RSV set, in one read.
+    let mut bytes = client_frame(0x1, true, b"first");
+    bytes.extend(raw_frame(0x1, true, 0b010, Some(KEY), b"bad"));
+    let mut s = server();
+    assert_eq!(s.receive(&bytes), Err(ProtocolError::ReservedBitsSet));
+    assert!(s.output().is_empty());
+    assert!(
+        !s.should_close_tcp(),
+        "not before the failing Close is written"
+    );
+    assert_eq!(s.next_event(), Some(text("first")));
+    s.send_text("echo")
+        .unwrap_or_else(|_| panic!("the answer still goes out"));
+    assert_eq!(s.next_event(), None);
+    let mut expected = b"\x81\x04echo".to_vec();
+    expected.extend(failing_close(ProtocolError::ReservedBitsSet));
+    assert_eq!(s.output(), &expected[..]);
+    assert!(s.should_close_tcp());
+}

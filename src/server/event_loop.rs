@@ -1,0 +1,932 @@
+//! The event loop: one `mio::Poll`, a slab of connections, a sid map, timers.
+//!
+//! Owns: accepting, reading into the one shared read buffer, feeding sessions, calling the
+//! handler, flushing write queues, deadlines, commands from other threads, shutdown.
+//! Must not: implement protocol rules (the session does) or hold a lock on the message path.
+//!
+//! The loop reads straight: a `match` on the token; read until `WouldBlock` (with a budget,
+//! for fairness); write-queue flushes once per event, after the handler has run (so
+//! everything a callback sends to a connection leaves in one `writev`); WRITABLE interest only
+//! while a queue is non-empty.
+//!
+//! One invariant keeps the borrow structure simple: **only the loop itself removes a
+//! connection**, never an operation a handler calls through its [`Context`], so a connection
+//! being processed still exists when a callback returns.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use slab::Slab;
+
+use crate::close::CloseCode;
+use crate::frame::{FrameHeader, Opcode};
+use crate::handshake::{self, http_response, Request, RequestParser};
+use crate::session::{Event, Message, Role, Session};
+
+use super::connection::{Connection, Phase};
+use super::handle::{Command, Handle};
+use super::handler::{CloseReason, Context, Handler, HttpRequest, SendStatus};
+use super::timer::{ConnRef, Timers};
+use super::ServerConfig;
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+/// Connection tokens are slab keys offset past the two above.
+const FIRST_CONNECTION: usize = 2;
+
+/// Reads from one connection per readiness event before others get a turn.
+const READ_BUDGET: usize = 16;
+
+/// How long accepting pauses after an error such as EMFILE (no file descriptors left):
+/// long enough not to spin, short enough to pick up again soon after descriptors free up.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Connections refused with 503 that we still hold while their answer drains. Beyond this,
+/// refused connections are closed at once.
+const MAX_REFUSING: usize = 1024;
+
+fn token(key: usize) -> Token {
+    Token(key + FIRST_CONNECTION)
+}
+
+pub(crate) struct EventLoop {
+    poll: Poll,
+    listener: TcpListener,
+    listening: bool,
+    core: Core,
+    read_buf: Vec<u8>,
+}
+
+/// Everything a handler's [`Context`] can reach.
+pub(crate) struct Core {
+    config: ServerConfig,
+    registry: Registry,
+    conns: Slab<Connection>,
+    sids: HashMap<Arc<str>, ConnRef>,
+    timers: Timers,
+    handle: Handle,
+    next_generation: u64,
+    /// Connections with queued bytes to flush once the current step is done.
+    dirty: Vec<usize>,
+    /// Connections whose read budget ran out while data may be left.
+    read_again: Vec<ConnRef>,
+    /// Connections counting toward `max_connections`, and those refused with 503.
+    counted: usize,
+    refusing: usize,
+    shutdown_deadline: Option<Instant>,
+    accept_paused_until: Option<Instant>,
+    now: Instant,
+}
+
+impl EventLoop {
+    pub(crate) fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<EventLoop> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(addr)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let registry = poll.registry().try_clone()?;
+        let read_buf = vec![0u8; config.read_buffer_size.max(1024)];
+        Ok(EventLoop {
+            poll,
+            listener,
+            listening: true,
+            core: Core {
+                config,
+                registry,
+                conns: Slab::new(),
+                sids: HashMap::new(),
+                timers: Timers::default(),
+                handle: Handle::new(waker),
+                next_generation: 0,
+                dirty: Vec::new(),
+                read_again: Vec::new(),
+                counted: 0,
+                refusing: 0,
+                shutdown_deadline: None,
+                accept_paused_until: None,
+                now: Instant::now(),
+            },
+            read_buf,
+        })
+    }
+
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub(crate) fn handle(&self) -> Handle {
+        self.core.handle.clone()
+    }
+
+    pub(crate) fn run<H: Handler>(mut self, mut handler: H) -> io::Result<()> {
+        self.core.handle.set_loop_thread();
+        log::info!("listening on {}", self.local_addr()?);
+        let result = self.run_loop(&mut handler);
+        // Whatever ended the loop, every open session still gets its on_close.
+        let keys: Vec<usize> = self.core.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if let Some(conn) = self.core.conns.get_mut(key) {
+                conn.set_reason(CloseReason::Shutdown);
+            }
+            self.core.remove(&mut handler, key);
+        }
+        self.core.handle.mark_stopped();
+        log::info!("server stopped");
+        result
+    }
+
+    fn run_loop<H: Handler>(&mut self, handler: &mut H) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut commands = Vec::new();
+        loop {
+            let timeout = if self.core.read_again.is_empty() {
+                self.core.poll_timeout()
+            } else {
+                Some(Duration::ZERO)
+            };
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            self.core.now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {
+                        self.core.handle.take_commands(&mut commands);
+                        for command in commands.drain(..) {
+                            self.core.run_command(handler, command);
+                        }
+                    }
+                    Token(t) => {
+                        let key = t - FIRST_CONNECTION;
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read(handler, key);
+                        }
+                        if event.is_writable() || event.is_write_closed() {
+                            self.core.mark_dirty(key);
+                        }
+                    }
+                }
+                self.core.flush_dirty(handler);
+            }
+            for conn in std::mem::take(&mut self.core.read_again) {
+                if self.core.is_current(conn) {
+                    self.read(handler, conn.key);
+                }
+            }
+            self.core.flush_dirty(handler);
+            if self
+                .core
+                .accept_paused_until
+                .is_some_and(|t| t <= self.core.now)
+            {
+                self.core.accept_paused_until = None;
+                self.accept();
+            }
+            self.core.fire_timers(handler);
+            self.core.flush_dirty(handler);
+            if let Some(deadline) = self.core.shutdown_deadline {
+                if self.listening {
+                    self.poll.registry().deregister(&mut self.listener)?;
+                    self.listening = false;
+                }
+                self.core.drop_unopened(handler);
+                if self.core.conns.is_empty() {
+                    return Ok(());
+                }
+                if self.core.now >= deadline {
+                    log::info!(
+                        "shutdown: {} connections did not close in time",
+                        self.core.conns.len()
+                    );
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        while self.listening && self.core.accept_paused_until.is_none() {
+            match self.listener.accept() {
+                Ok((socket, peer)) => self.core.add(socket, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    // EMFILE, ENFILE, ENOBUFS...: the pending connections stay in the
+                    // backlog; try again shortly instead of spinning on a readable listener.
+                    log::warn!("accept failed: {e}; pausing accepts for {ACCEPT_PAUSE:?}");
+                    self.core.accept_paused_until = Some(self.core.now + ACCEPT_PAUSE);
+                }
+            }
+        }
+    }
+
+    /// Read until `WouldBlock`, the budget, or the end of the connection.
+    fn read<H: Handler>(&mut self, handler: &mut H, key: usize) {
+        for _ in 0..READ_BUDGET {
+            let Some(conn) = self.core.conns.get_mut(key) else {
+                return;
+            };
+            let n = match conn.socket.read(&mut self.read_buf) {
+                Ok(0) => {
+                    self.core.on_eof(handler, key);
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("read from {} failed: {e}", conn.peer);
+                    conn.set_reason(CloseReason::Io(e.kind()));
+                    self.core.remove(handler, key);
+                    return;
+                }
+            };
+            conn.last_read = self.core.now;
+            conn.ping_sent_at = None;
+            self.core.on_data(handler, key, &self.read_buf[..n]);
+        }
+        if let Some(conn) = self.core.conns.get(key) {
+            let generation = conn.generation;
+            self.core.read_again.push(ConnRef { key, generation });
+        }
+    }
+}
+
+impl Core {
+    // ----- Connections -------------------------------------------------------------------
+
+    fn add(&mut self, mut socket: TcpStream, peer: SocketAddr) {
+        let refuse = self.counted >= self.config.max_connections;
+        if refuse && self.refusing >= MAX_REFUSING {
+            log::warn!("refusing {peer}: too many connections, closing at once");
+            return;
+        }
+        // We cork ourselves (one writev per event); Nagle would only add latency.
+        let _ = socket.set_nodelay(true);
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self
+            .registry
+            .register(&mut socket, token(key), Interest::READABLE)
+        {
+            log::warn!("cannot register {peer}: {e}");
+            return;
+        }
+        self.next_generation += 1;
+        let limits = self.config.handshake_limits;
+        let mut conn = Connection::new(
+            socket,
+            peer,
+            self.next_generation,
+            Phase::Handshake(RequestParser::new(limits)),
+            self.now,
+        );
+        if refuse {
+            log::warn!(
+                "refusing {peer}: {} connections open (max_connections)",
+                self.counted
+            );
+            conn.counted = false;
+            self.refusing += 1;
+            conn.queue.push_copy(&http_response(
+                503,
+                &[("Retry-After", "5")],
+                "text/plain; charset=utf-8",
+                b"too many connections\n",
+            ));
+            conn.phase = Phase::Done;
+            conn.closing_since = Some(self.now);
+        } else {
+            self.counted += 1;
+            log::debug!("accepted {peer}");
+        }
+        entry.insert(conn);
+        self.mark_dirty(key);
+        self.schedule(key);
+    }
+
+    fn is_current(&self, conn: ConnRef) -> bool {
+        self.conns
+            .get(conn.key)
+            .is_some_and(|c| c.generation == conn.generation)
+    }
+
+    /// Remove a connection: deregister, and tell the handler if it had a session open.
+    pub(crate) fn remove<H: Handler>(&mut self, handler: &mut H, key: usize) {
+        let Some(mut conn) = self.conns.try_remove(key) else {
+            return;
+        };
+        let _ = self.registry.deregister(&mut conn.socket);
+        if conn.counted {
+            self.counted -= 1;
+        } else {
+            self.refusing -= 1;
+        }
+        let reason = match conn.close_reason.take() {
+            Some(CloseReason::ByServer { close, .. }) => CloseReason::ByServer {
+                answered: matches!(&conn.phase, Phase::WebSocket { session, .. }
+                    if session.close_received().is_some()),
+                close,
+            },
+            Some(reason) => reason,
+            None => CloseReason::ConnectionLost,
+        };
+        if conn.registered {
+            let sid = conn.sid().cloned().unwrap_or_else(|| Arc::from(""));
+            self.unregister_sid(&sid, key);
+            log::info!("close {sid} ({}): {reason}", conn.peer);
+            handler.on_close(&mut Context { core: self }, &sid, &reason);
+        } else {
+            log::debug!("connection from {} closed", conn.peer);
+        }
+    }
+
+    fn unregister_sid(&mut self, sid: &str, key: usize) {
+        if self.sids.get(sid).is_some_and(|c| c.key == key) {
+            self.sids.remove(sid);
+        }
+        self.handle.set_session_count(self.sids.len());
+    }
+
+    /// During shutdown: drop connections that never opened a session.
+    fn drop_unopened<H: Handler>(&mut self, handler: &mut H) {
+        let unopened: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.phase, Phase::Handshake(_) | Phase::HttpBody { .. }))
+            .map(|(k, _)| k)
+            .collect();
+        for key in unopened {
+            self.remove(handler, key);
+        }
+    }
+
+    pub(crate) fn mark_dirty(&mut self, key: usize) {
+        self.dirty.push(key);
+    }
+
+    // ----- Input -------------------------------------------------------------------------
+
+    fn on_data<H: Handler>(&mut self, handler: &mut H, key: usize, data: &[u8]) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        match &mut conn.phase {
+            Phase::Handshake(parser) => match parser.push(data) {
+                Ok(None) => {}
+                Ok(Some((request, used))) => {
+                    self.on_request_head(handler, key, request, &data[used..]);
+                }
+                Err(e) => {
+                    log::info!("bad request from {}: {e}", conn.peer);
+                    self.respond(key, e.response());
+                }
+            },
+            Phase::HttpBody { request, body } => {
+                let need = request.content_length().unwrap_or(0);
+                let take = (need - body.len()).min(data.len());
+                body.extend_from_slice(&data[..take]);
+                if body.len() == need {
+                    self.finish_http(handler, key);
+                }
+            }
+            Phase::WebSocket { session, .. } => {
+                let result = session.receive(data);
+                if let Err(e) = result {
+                    log::info!("protocol error from {}: {e}", conn.peer);
+                    conn.set_reason(CloseReason::ProtocolError(e));
+                }
+                self.dispatch(handler, key);
+            }
+            // Flushing a final answer or draining before close: input no longer matters.
+            Phase::Done => {}
+        }
+        self.touch(key);
+    }
+
+    fn on_eof<H: Handler>(&mut self, handler: &mut H, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if let Some(session) = conn.session_mut() {
+            session.receive_eof();
+        }
+        // Last chance for what is queued (the peer may only have half-closed).
+        let _ = conn.queue.flush(&mut conn.socket);
+        self.remove(handler, key);
+    }
+
+    fn on_request_head<H: Handler>(
+        &mut self,
+        handler: &mut H,
+        key: usize,
+        request: Request,
+        rest: &[u8],
+    ) {
+        let attempt = request.is_websocket_upgrade()
+            || request.header("sec-websocket-key").is_some()
+            || request.header("sec-websocket-version").is_some();
+        if !attempt {
+            return self.start_http(handler, key, request, rest);
+        }
+        let peer = self.conns[key].peer;
+        let accepted = match handshake::accept(&request) {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                log::info!("handshake from {peer} refused: {e}");
+                return self.respond(key, e.response());
+            }
+        };
+        let sid = match self.config.route.sid(&request) {
+            Ok(sid) => sid,
+            Err(status) => {
+                log::info!(
+                    "upgrade to {} from {peer} refused: {status}",
+                    request.path()
+                );
+                return self.respond(key, status_response(status));
+            }
+        };
+        if self.shutdown_deadline.is_some() {
+            return self.respond(key, status_response(503));
+        }
+        let supported: Vec<&str> = self.config.protocols.iter().map(String::as_str).collect();
+        let protocol = accepted.select_protocol(&supported);
+        let response = accepted.response(protocol);
+        let sid: Arc<str> = Arc::from(sid);
+        let conn = &mut self.conns[key];
+        conn.queue.push_copy(&response);
+        conn.phase = Phase::WebSocket {
+            session: Session::new(Role::Server, self.config.session),
+            sid: sid.clone(),
+        };
+        self.register(handler, key, sid);
+        // A client may send its first frames in the same packet as the request (§4.1 lets
+        // it send as soon as it has the 101; a pipelining client sends earlier).
+        if !rest.is_empty() {
+            self.on_data(handler, key, rest);
+        }
+        self.mark_dirty(key);
+    }
+
+    /// Make `key` the session for its sid, replacing an older connection with the same sid.
+    fn register<H: Handler>(&mut self, handler: &mut H, key: usize, sid: Arc<str>) {
+        if let Some(old) = self.sids.get(&sid).copied() {
+            if let Some(conn) = self.conns.get_mut(old.key) {
+                log::info!(
+                    "close {sid} ({}): replaced by a newer connection",
+                    conn.peer
+                );
+                conn.registered = false;
+                conn.set_reason(CloseReason::Replaced);
+                if let Some(session) = conn.session_mut() {
+                    let _ = session.close(CloseCode::Private(4000), "replaced");
+                }
+                self.sids.remove(&sid);
+                self.touch(old.key);
+                // The old session ends for the application before the new one begins.
+                handler.on_close(&mut Context { core: self }, &sid, &CloseReason::Replaced);
+            }
+        }
+        let conn = &mut self.conns[key];
+        conn.registered = true;
+        let generation = conn.generation;
+        log::info!("open {sid} ({})", conn.peer);
+        self.sids.insert(sid.clone(), ConnRef { key, generation });
+        self.handle.set_session_count(self.sids.len());
+        handler.on_open(&mut Context { core: self }, &sid);
+    }
+
+    /// Hand the session's events to the handler, in order.
+    fn dispatch<H: Handler>(&mut self, handler: &mut H, key: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            let Phase::WebSocket { session, sid } = &mut conn.phase else {
+                return;
+            };
+            let Some(event) = session.next_event() else {
+                return;
+            };
+            let sid = sid.clone();
+            // Replies written by taking the event (Pong, Close) go out before anything the
+            // handler sends in answer to it.
+            conn.take_session_output();
+            match event {
+                Event::Message(message) => {
+                    log::debug!("message from {sid}: {} bytes", message.len());
+                    if conn.registered {
+                        handler.on_message(&mut Context { core: self }, &sid, message);
+                    }
+                }
+                Event::Ping(_) | Event::Pong(_) => {}
+                Event::Close(close) => {
+                    log::debug!("close from {sid}: {} {:?}", close.code, close.reason);
+                    conn.set_reason(CloseReason::ByClient(close));
+                }
+            }
+        }
+    }
+
+    fn start_http<H: Handler>(
+        &mut self,
+        handler: &mut H,
+        key: usize,
+        request: Request,
+        rest: &[u8],
+    ) {
+        // Bodies are read by Content-Length only; chunked uploads are not for this server.
+        if request.header("transfer-encoding").is_some() {
+            return self.respond(key, status_response(411));
+        }
+        let need = match request.header("content-length") {
+            None => 0,
+            Some(_) => match request.content_length() {
+                Some(n) => n,
+                None => return self.respond(key, status_response(400)),
+            },
+        };
+        if need > self.config.max_http_body {
+            return self.respond(key, status_response(413));
+        }
+        let body = rest[..need.min(rest.len())].to_vec();
+        let complete = body.len() == need;
+        self.conns[key].phase = Phase::HttpBody { request, body };
+        if complete {
+            self.finish_http(handler, key);
+        }
+    }
+
+    fn finish_http<H: Handler>(&mut self, handler: &mut H, key: usize) {
+        let conn = &mut self.conns[key];
+        let Phase::HttpBody { request, body } = std::mem::replace(&mut conn.phase, Phase::Done)
+        else {
+            return;
+        };
+        let request = HttpRequest {
+            head: request,
+            body,
+        };
+        let peer = conn.peer;
+        let response = handler.on_request(&mut Context { core: self }, &request);
+        log::info!(
+            "{} {} from {peer}: {}",
+            request.method(),
+            request.head.path(),
+            response.status
+        );
+        self.respond(key, response.to_bytes());
+    }
+
+    /// Queue a final HTTP answer; the connection closes once it is written.
+    fn respond(&mut self, key: usize, bytes: Vec<u8>) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.queue.push_copy(&bytes);
+            conn.phase = Phase::Done;
+            conn.closing_since = Some(self.now);
+            self.touch(key);
+        }
+    }
+
+    // ----- Output ------------------------------------------------------------------------
+
+    /// After any change to a connection: collect the session's output, note whether our
+    /// Close went out, schedule its next deadline, and flush it at the end of the step.
+    fn touch(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.take_session_output();
+        if conn.closing_since.is_none() {
+            if let Phase::WebSocket { session, .. } = &conn.phase {
+                if session.close_sent().is_some() {
+                    conn.closing_since = Some(self.now);
+                }
+            }
+        }
+        self.schedule(key);
+        self.mark_dirty(key);
+    }
+
+    pub(crate) fn flush_dirty<H: Handler>(&mut self, handler: &mut H) {
+        while let Some(key) = self.dirty.pop() {
+            self.flush(handler, key);
+        }
+    }
+
+    fn flush<H: Handler>(&mut self, handler: &mut H, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        match conn.queue.flush(&mut conn.socket) {
+            Ok(true) => {
+                if conn.writable_interest {
+                    conn.writable_interest = false;
+                    let _ =
+                        self.registry
+                            .reregister(&mut conn.socket, token(key), Interest::READABLE);
+                }
+                let finished = match &conn.phase {
+                    Phase::WebSocket { session, .. } => session.should_close_tcp(),
+                    Phase::Done => true,
+                    _ => false,
+                };
+                if finished && !conn.draining {
+                    // RFC 6455 §7.1.1: close our side, then wait (bounded) for the peer's
+                    // FIN, so that unread bytes never turn our last frame into a reset.
+                    conn.draining = true;
+                    conn.closing_since = Some(self.now);
+                    if conn.socket.shutdown(Shutdown::Write).is_err() {
+                        return self.remove(handler, key);
+                    }
+                    self.schedule(key);
+                }
+            }
+            Ok(false) => {
+                if !conn.writable_interest {
+                    conn.writable_interest = true;
+                    let _ = self.registry.reregister(
+                        &mut conn.socket,
+                        token(key),
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
+                }
+            }
+            Err(e) => {
+                log::debug!("write to {} failed: {e}", conn.peer);
+                conn.queue.clear();
+                conn.set_reason(CloseReason::Io(e.kind()));
+                self.remove(handler, key);
+            }
+        }
+    }
+
+    /// Queue `message` on the connection at `key`.
+    fn send_on(&mut self, key: usize, message: Message) -> SendStatus {
+        let max = self.config.max_queued_bytes;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return SendStatus::NoSuchSession;
+        };
+        if conn.queue.len() >= max {
+            self.close_slow(key);
+            return SendStatus::QueueFull;
+        }
+        let Some(session) = conn.session_mut() else {
+            return SendStatus::NoSuchSession;
+        };
+        match session.data_frame_header(message.opcode(), true, message.len()) {
+            Ok(header) => {
+                conn.queue.push_frame(header, message.into_bytes());
+                self.mark_dirty(key);
+                SendStatus::Queued
+            }
+            Err(_) => SendStatus::Closing,
+        }
+    }
+
+    /// A client that does not read: close it (1008) behind what is already queued.
+    fn close_slow(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let queued = conn.queue.len();
+        if let Phase::WebSocket { session, sid } = &mut conn.phase {
+            if session
+                .close(CloseCode::PolicyViolation, "write queue full")
+                .is_ok()
+            {
+                log::warn!("{sid}: {queued} bytes queued, over the high-water mark; closing");
+            }
+        }
+        conn.set_reason(CloseReason::WriteQueueFull);
+        self.touch(key);
+    }
+
+    pub(crate) fn send_to_sid(&mut self, sid: &str, message: Message) -> SendStatus {
+        match self.sids.get(sid) {
+            Some(conn) => self.send_on(conn.key, message),
+            None => SendStatus::NoSuchSession,
+        }
+    }
+
+    pub(crate) fn broadcast(&mut self, message: &Message) -> usize {
+        let header = FrameHeader::new(true, Opcode::Data(message.opcode()), message.len() as u64);
+        let mut bytes = Vec::with_capacity(header.encode().as_bytes().len() + message.len());
+        bytes.extend_from_slice(header.encode().as_bytes());
+        bytes.extend_from_slice(message.as_bytes());
+        let frame: Arc<[u8]> = Arc::from(bytes);
+        let max = self.config.max_queued_bytes;
+        let mut queued = 0;
+        let mut slow = Vec::new();
+        for conn_ref in self.sids.values() {
+            let Some(conn) = self.conns.get_mut(conn_ref.key) else {
+                continue;
+            };
+            if conn.queue.len() >= max {
+                slow.push(conn_ref.key);
+                continue;
+            }
+            let Phase::WebSocket { session, .. } = &conn.phase else {
+                continue;
+            };
+            if session.can_send() {
+                conn.queue.push_shared(frame.clone());
+                self.dirty.push(conn_ref.key);
+                queued += 1;
+            }
+        }
+        for key in slow {
+            self.close_slow(key);
+        }
+        log::debug!("broadcast {} bytes to {queued} sessions", message.len());
+        queued
+    }
+
+    pub(crate) fn close_sid(&mut self, sid: &str, code: CloseCode, reason: &str) -> bool {
+        let Some(conn_ref) = self.sids.get(sid).copied() else {
+            return false;
+        };
+        let Some(conn) = self.conns.get_mut(conn_ref.key) else {
+            return false;
+        };
+        let Some(session) = conn.session_mut() else {
+            return false;
+        };
+        if session.close(code, reason).is_err() {
+            return false;
+        }
+        conn.set_reason(CloseReason::ByServer {
+            close: crate::close::CloseFrame::new(code, reason),
+            answered: false,
+        });
+        self.touch(conn_ref.key);
+        true
+    }
+
+    pub(crate) fn is_open(&self, sid: &str) -> bool {
+        self.sids.contains_key(sid)
+    }
+
+    pub(crate) fn sids(&self) -> impl Iterator<Item = &str> {
+        self.sids.keys().map(|s| &**s)
+    }
+
+    pub(crate) fn session_count(&self) -> usize {
+        self.sids.len()
+    }
+
+    pub(crate) fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    pub(crate) fn begin_shutdown(&mut self) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        log::info!("shutting down: closing {} sessions", self.sids.len());
+        self.shutdown_deadline = Some(self.now + self.config.close_timeout);
+        let keys: Vec<usize> = self.sids.values().map(|c| c.key).collect();
+        for key in keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.set_reason(CloseReason::Shutdown);
+                if let Some(session) = conn.session_mut() {
+                    let _ = session.close(CloseCode::GoingAway, "server shutdown");
+                }
+                self.touch(key);
+            }
+        }
+    }
+
+    fn run_command<H: Handler>(&mut self, handler: &mut H, command: Command) {
+        let _ = handler;
+        match command {
+            Command::Send(sid, message) => {
+                let status = self.send_to_sid(&sid, message);
+                if status != SendStatus::Queued {
+                    log::debug!("send to {sid} from a handle: {status:?}");
+                }
+            }
+            Command::Broadcast(message) => {
+                self.broadcast(&message);
+            }
+            Command::Close(sid, code, reason) => {
+                if !self.close_sid(&sid, code, &reason) {
+                    log::debug!("close of {sid} from a handle: no open session");
+                }
+            }
+            Command::Shutdown => self.begin_shutdown(),
+        }
+    }
+
+    // ----- Time --------------------------------------------------------------------------
+
+    /// The moment this connection next needs attention.
+    fn deadline(&self, conn: &Connection) -> Instant {
+        let c = &self.config;
+        if conn.draining {
+            return conn.closing_since.unwrap_or(conn.accepted_at) + c.close_timeout;
+        }
+        match &conn.phase {
+            Phase::Handshake(_) | Phase::HttpBody { .. } => conn.accepted_at + c.handshake_timeout,
+            Phase::Done => conn.closing_since.unwrap_or(conn.accepted_at) + c.close_timeout,
+            Phase::WebSocket { session, .. } => {
+                if session.awaiting_close() || session.should_close_tcp() {
+                    conn.closing_since.unwrap_or(self.now) + c.close_timeout
+                } else if let Some(sent) = conn.ping_sent_at {
+                    sent + c.pong_timeout
+                } else {
+                    conn.last_read + c.idle_timeout
+                }
+            }
+        }
+    }
+
+    /// Make sure the timer heap wakes us no later than this connection's deadline.
+    fn schedule(&mut self, key: usize) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        let at = self.deadline(conn);
+        if conn.timer_at.is_some_and(|t| t <= at) {
+            return; // An entry at or before `at` is queued; it re-checks when it fires.
+        }
+        let generation = conn.generation;
+        self.conns[key].timer_at = Some(at);
+        self.timers.push(at, ConnRef { key, generation });
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        let next = [self.timers.next_deadline(), self.accept_paused_until]
+            .into_iter()
+            .flatten()
+            .min()?;
+        Some(next.saturating_duration_since(Instant::now()))
+    }
+
+    fn fire_timers<H: Handler>(&mut self, handler: &mut H) {
+        while let Some((at, conn_ref)) = self.timers.pop_due(self.now) {
+            let Some(conn) = self.conns.get_mut(conn_ref.key) else {
+                continue;
+            };
+            if conn.generation != conn_ref.generation || conn.timer_at != Some(at) {
+                continue; // stale entry
+            }
+            conn.timer_at = None;
+            let due = self.deadline(&self.conns[conn_ref.key]);
+            if due > self.now {
+                self.schedule(conn_ref.key);
+                continue;
+            }
+            self.expire(handler, conn_ref.key);
+        }
+    }
+
+    /// A connection's deadline passed.
+    fn expire<H: Handler>(&mut self, handler: &mut H, key: usize) {
+        let conn = &mut self.conns[key];
+        let closing = conn.draining || conn.closing_since.is_some();
+        match &mut conn.phase {
+            Phase::Handshake(_) | Phase::HttpBody { .. } => {
+                log::info!("handshake timeout for {}", conn.peer);
+                self.remove(handler, key);
+            }
+            Phase::WebSocket { session, .. } if !closing && conn.ping_sent_at.is_none() => {
+                // RFC 6455 §5.5.2: a Ping as a keepalive, to see whether the peer is there.
+                if session.ping(b"").is_ok() {
+                    conn.ping_sent_at = Some(self.now);
+                    self.touch(key);
+                } else {
+                    self.remove(handler, key);
+                }
+            }
+            Phase::WebSocket { .. } if !closing => {
+                log::info!("{}: no answer to our ping; dropping", conn.peer);
+                conn.set_reason(CloseReason::IdleTimeout);
+                self.remove(handler, key);
+            }
+            _ => {
+                conn.set_reason(CloseReason::CloseTimeout);
+                self.remove(handler, key);
+            }
+        }
+    }
+}
+
+fn status_response(status: u16) -> Vec<u8> {
+    let body = format!("{status} {}\n", handshake::reason_phrase(status));
+    http_response(status, &[], "text/plain; charset=utf-8", body.as_bytes())
+}

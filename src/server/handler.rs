@@ -1,0 +1,283 @@
+//! What the application writes: a [`Handler`] with `on_open / on_message / on_close` (the
+//! counterparts of `@OnOpen / @OnMessage / @OnClose` in a Java endpoint) and `on_request` for
+//! plain HTTP, and the [`Context`] it gets to act on sessions.
+//!
+//! Owns: the application-facing types. Must not: touch sockets or the slab directly; every
+//! action goes through the event loop's core.
+
+use std::fmt;
+
+use crate::close::{CloseCode, CloseFrame};
+use crate::error::ProtocolError;
+use crate::handshake::Request;
+use crate::session::Message;
+
+use super::event_loop::Core;
+use super::handle::Handle;
+
+/// The application's callbacks. They run on the event loop's thread, one at a time; a
+/// callback that blocks stalls every connection, so hand slow work to another thread and
+/// come back through a [`Handle`].
+///
+/// ```no_run
+/// use wsloop::server::{CloseReason, Context, Handler, Server};
+/// use wsloop::Message;
+///
+/// struct Chat;
+/// impl Handler for Chat {
+///     fn on_open(&mut self, _ctx: &mut Context<'_>, sid: &str) {
+///         log::info!("{sid} joined");
+///     }
+///     fn on_message(&mut self, ctx: &mut Context<'_>, sid: &str, message: Message) {
+///         if let Message::Text(text) = message {
+///             ctx.broadcast(format!("{sid}: {text}"));
+///         }
+///     }
+///     fn on_close(&mut self, _ctx: &mut Context<'_>, sid: &str, reason: &CloseReason) {
+///         log::info!("{sid} left: {reason}");
+///     }
+/// }
+///
+/// let server = Server::builder().bind("127.0.0.1:8080").build().unwrap();
+/// server.run(Chat).unwrap();
+/// ```
+pub trait Handler {
+    /// A session opened: the handshake for `sid` completed.
+    fn on_open(&mut self, ctx: &mut Context<'_>, sid: &str) {
+        let _ = (ctx, sid);
+    }
+
+    /// A whole message arrived from `sid`.
+    fn on_message(&mut self, ctx: &mut Context<'_>, sid: &str, message: Message) {
+        let _ = (ctx, sid, message);
+    }
+
+    /// The session for `sid` ended, for `reason`. Called exactly once per `on_open`.
+    fn on_close(&mut self, ctx: &mut Context<'_>, sid: &str, reason: &CloseReason) {
+        let _ = (ctx, sid, reason);
+    }
+
+    /// A plain HTTP request (not an upgrade) with its body. Default: 404.
+    fn on_request(&mut self, ctx: &mut Context<'_>, request: &HttpRequest) -> HttpResponse {
+        let _ = (ctx, request);
+        HttpResponse::text(404, "not found\n")
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client started the closing handshake with this Close; we answered it.
+    ByClient(CloseFrame),
+    /// The application closed the session (through a [`Context`] or a [`Handle`]) with this
+    /// code and reason; `answered` tells whether the client answered with its Close.
+    ByServer {
+        /// The Close we sent.
+        close: CloseFrame,
+        /// Whether the client's Close arrived before TCP closed.
+        answered: bool,
+    },
+    /// The client broke the protocol; we failed the connection with the matching code.
+    ProtocolError(ProtocolError),
+    /// No sign of life for the idle timeout, then no answer to our Ping.
+    IdleTimeout,
+    /// Our Close got no answer within the close timeout.
+    CloseTimeout,
+    /// The client did not read fast enough: its write queue passed the high-water mark
+    /// (closed with 1008).
+    WriteQueueFull,
+    /// A newer connection opened with the same sid (closed with 4000 "replaced").
+    Replaced,
+    /// The server is shutting down (closed with 1001).
+    Shutdown,
+    /// TCP closed without a Close frame (1006, §7.1.5).
+    ConnectionLost,
+    /// A socket error.
+    Io(std::io::ErrorKind),
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::ByClient(c) => write!(f, "closed by client ({} {:?})", c.code, c.reason),
+            CloseReason::ByServer { close, answered } => write!(
+                f,
+                "closed by server ({} {:?}){}",
+                close.code,
+                close.reason,
+                if *answered { "" } else { ", unanswered" }
+            ),
+            CloseReason::ProtocolError(e) => {
+                write!(f, "protocol error: {e} ({})", e.close_code())
+            }
+            CloseReason::IdleTimeout => f.write_str("idle timeout"),
+            CloseReason::CloseTimeout => f.write_str("close handshake timed out"),
+            CloseReason::WriteQueueFull => f.write_str("write queue full (1008)"),
+            CloseReason::Replaced => f.write_str("replaced by a newer connection (4000)"),
+            CloseReason::Shutdown => f.write_str("server shutdown (1001)"),
+            CloseReason::ConnectionLost => f.write_str("connection lost without a Close (1006)"),
+            CloseReason::Io(kind) => write!(f, "I/O error: {kind}"),
+        }
+    }
+}
+
+/// The outcome of sending to one sid from the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendStatus {
+    /// Queued for the client.
+    Queued,
+    /// No open session has this sid.
+    NoSuchSession,
+    /// The session is closing; no more messages may be sent on it (§5.5.1).
+    Closing,
+    /// The client's write queue was already over the high-water mark: the message was
+    /// dropped and the connection is being closed with 1008.
+    QueueFull,
+}
+
+/// A plain HTTP request, head and body.
+#[derive(Debug)]
+pub struct HttpRequest {
+    pub(crate) head: Request,
+    pub(crate) body: Vec<u8>,
+}
+
+impl HttpRequest {
+    /// The method, e.g. `POST`.
+    pub fn method(&self) -> &str {
+        self.head.method()
+    }
+
+    /// The path without the query string.
+    pub fn path(&self) -> &str {
+        let target = self.head.path();
+        target.split_once('?').map_or(target, |(path, _)| path)
+    }
+
+    /// The query string (after `?`), if any.
+    pub fn query(&self) -> Option<&str> {
+        self.head.path().split_once('?').map(|(_, q)| q)
+    }
+
+    /// The first header with this name (case-insensitive), if it is UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.header_str(name)
+    }
+
+    /// The body (empty without `Content-Length`).
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The whole head, for anything not covered here.
+    pub fn head(&self) -> &Request {
+        &self.head
+    }
+}
+
+/// A small HTTP response. The connection closes after it (`Connection: close`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type`.
+    pub content_type: String,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A response with a body of the given type.
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        HttpResponse {
+            status,
+            content_type: content_type.to_string(),
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    /// A `text/plain` response.
+    pub fn text(status: u16, body: &str) -> Self {
+        Self::new(status, "text/plain; charset=utf-8", body)
+    }
+
+    /// An `application/json` response (the body is sent as given).
+    pub fn json(status: u16, body: &str) -> Self {
+        Self::new(status, "application/json", body)
+    }
+
+    /// A `text/html` response.
+    pub fn html(status: u16, body: &str) -> Self {
+        Self::new(status, "text/html; charset=utf-8", body)
+    }
+
+    /// Add a header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        crate::handshake::http_response(self.status, &headers, &self.content_type, &self.body)
+    }
+}
+
+/// What a handler can do while it runs: act on sessions by sid.
+///
+/// Sends are queued and written together when the callback returns (one `writev` per
+/// connection for everything a callback sent it).
+pub struct Context<'a> {
+    pub(crate) core: &'a mut Core,
+}
+
+impl Context<'_> {
+    /// Send a message to one session.
+    pub fn send(&mut self, sid: &str, message: impl Into<Message>) -> SendStatus {
+        self.core.send_to_sid(sid, message.into())
+    }
+
+    /// Send a message to every open session; returns for how many it was queued. The frame
+    /// is encoded once and its bytes are shared by every connection's queue.
+    pub fn broadcast(&mut self, message: impl Into<Message>) -> usize {
+        self.core.broadcast(&message.into())
+    }
+
+    /// Start the closing handshake with `sid`; false if no open session has it.
+    pub fn close(&mut self, sid: &str, code: CloseCode, reason: &str) -> bool {
+        self.core.close_sid(sid, code, reason)
+    }
+
+    /// Whether a session with this sid is open.
+    pub fn is_open(&self, sid: &str) -> bool {
+        self.core.is_open(sid)
+    }
+
+    /// The sids of the open sessions, in no particular order.
+    pub fn sids(&self) -> impl Iterator<Item = &str> {
+        self.core.sids()
+    }
+
+    /// How many sessions are open.
+    pub fn session_count(&self) -> usize {
+        self.core.session_count()
+    }
+
+    /// A handle for other threads.
+    pub fn handle(&self) -> Handle {
+        self.core.handle()
+    }
+
+    /// Begin a graceful shutdown: close every session with 1001 and stop accepting; the loop
+    /// returns once they are closed or the close timeout has passed.
+    pub fn shutdown(&mut self) {
+        self.core.begin_shutdown();
+    }
+}

@@ -1,0 +1,207 @@
+//! The server: one mio event loop driving many connections, keyed by sid (feature `server`).
+//!
+//! | file | owns |
+//! |---|---|
+//! | `mod.rs` | configuration, its defaults and why, [`Server`] |
+//! | [`route`] | which upgrade path yields which sid |
+//! | `handler.rs` | [`Handler`], [`Context`], [`CloseReason`], HTTP request/response types |
+//! | `handle.rs` | [`Handle`]: commands from other threads, through a `mio::Waker` |
+//! | `event_loop.rs` | the loop: accept, read, dispatch, write, timers, shutdown |
+//! | `connection.rs` | one connection's phase, write queue and deadlines |
+//! | `timer.rs` | deadlines in a heap, so a wake-up never scans every connection |
+//!
+//! The protocol itself lives in the sans-I/O core ([`crate::session`],
+//! [`crate::handshake`]); this layer only moves bytes between sockets and sessions, keeps
+//! time, and calls the handler.
+//!
+//! **Duplicate sids.** A new connection for a sid that is already open replaces the old
+//! one: the old session gets `on_close` with [`CloseReason::Replaced`] *before* the new one
+//! gets `on_open`, and its client receives a Close with code 4000 and reason "replaced".
+//! A browser tab that reconnects thus takes over its sid without waiting for the old TCP
+//! connection to time out.
+
+mod connection;
+mod event_loop;
+mod handle;
+mod handler;
+pub mod route;
+mod timer;
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+pub use handle::{Handle, HandleError, COMMAND_QUEUE_LIMIT};
+pub use handler::{CloseReason, Context, Handler, HttpRequest, HttpResponse, SendStatus};
+pub use route::Route;
+
+use crate::handshake::Limits;
+
+/// Everything the server can be told. Every default is chosen for a back office with a
+/// few thousand browser tabs on one small machine; each field says why.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Which upgrade requests become sessions. Default `/ws/{sid}`.
+    pub route: Route,
+    /// Subprotocols we speak, in our order of preference; the client's first offered one that
+    /// is listed here is selected (§4.2.2). Default none.
+    pub protocols: Vec<String>,
+    /// Most simultaneous connections (handshaking and open); the next one gets 503.
+    /// Default 10,000: an idle session costs about 1 KiB of our memory plus the kernel's
+    /// socket buffers, and the default file-descriptor limit of many systems is near this.
+    pub max_connections: usize,
+    /// Bounds on the handshake request head (431 beyond). Default 8 KiB and 64 headers.
+    pub handshake_limits: Limits,
+    /// Limits on incoming frames and messages (1009 beyond). Default 64 MiB for both.
+    pub session: crate::session::Config,
+    /// High-water mark of bytes queued for one client. A message is accepted while the
+    /// queue is below it (so one message larger than the mark still goes out on an idle
+    /// connection); a send to a connection already over it closes that connection with 1008.
+    /// Default 4 MiB: several seconds of traffic for a dashboard, yet 10,000 stuck clients
+    /// cannot take more than their share.
+    pub max_queued_bytes: usize,
+    /// Largest body of a plain HTTP request (413 beyond). Default 64 KiB.
+    pub max_http_body: usize,
+    /// Time from accept to a complete handshake (or HTTP request). Default 10 s: generous
+    /// for a slow mobile link, short enough that half-open handshakes do not pile up.
+    pub handshake_timeout: Duration,
+    /// Silence after which we send a Ping. Default 30 s: under the 60 s idle timeout of
+    /// common proxies and NATs, so the heartbeat also keeps the path open.
+    pub idle_timeout: Duration,
+    /// Time to wait for any sign of life after that Ping before dropping the connection.
+    /// Default 30 s.
+    pub pong_timeout: Duration,
+    /// Time to wait for the client's Close after ours, and for the TCP close after that.
+    /// Default 5 s: a live client answers in one round trip.
+    pub close_timeout: Duration,
+    /// Size of the one read buffer the loop shares among all connections. Default 64 KiB.
+    pub read_buffer_size: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            route: Route::default(),
+            protocols: Vec::new(),
+            max_connections: 10_000,
+            handshake_limits: Limits::default(),
+            session: crate::session::Config::default(),
+            max_queued_bytes: 4 << 20,
+            max_http_body: 64 << 10,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            pong_timeout: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(5),
+            read_buffer_size: 64 << 10,
+        }
+    }
+}
+
+/// Builds a [`Server`].
+#[derive(Debug, Default)]
+pub struct ServerBuilder {
+    addr: Option<String>,
+    config: ServerConfig,
+    invalid_route: Option<String>,
+}
+
+impl ServerBuilder {
+    /// The address to listen on, e.g. `127.0.0.1:8080` (port 0 picks a free port).
+    pub fn bind(mut self, addr: impl Into<String>) -> Self {
+        self.addr = Some(addr.into());
+        self
+    }
+
+    /// The path pattern with one `{sid}`; an invalid pattern is reported by
+    /// [`ServerBuilder::build`].
+    pub fn route(mut self, pattern: &str) -> Self {
+        match Route::pattern(pattern) {
+            Some(route) => self.config.route = route,
+            None => self.invalid_route = Some(pattern.to_string()),
+        }
+        self
+    }
+
+    /// A custom routing function.
+    pub fn route_fn(
+        mut self,
+        f: impl Fn(&crate::handshake::Request) -> Result<String, u16> + Send + Sync + 'static,
+    ) -> Self {
+        self.config.route = Route::custom(f);
+        self
+    }
+
+    /// Replace the whole configuration (keeps the address).
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Change the configuration in place.
+    pub fn configure(mut self, f: impl FnOnce(&mut ServerConfig)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// Bind the listener and prepare the loop.
+    pub fn build(self) -> io::Result<Server> {
+        if let Some(pattern) = self.invalid_route {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("route pattern {pattern:?} needs exactly one {{sid}}"),
+            ));
+        }
+        let addr = self.addr.as_deref().unwrap_or("127.0.0.1:8080");
+        let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "address resolves to nothing")
+        })?;
+        event_loop::EventLoop::bind(addr, self.config).map(|inner| Server { inner })
+    }
+}
+
+/// A bound server, ready to run its loop.
+pub struct Server {
+    inner: event_loop::EventLoop,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr().ok())
+            .finish()
+    }
+}
+
+impl Server {
+    /// Start building a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// A handle for other threads; take it before [`Server::run`].
+    pub fn handle(&self) -> Handle {
+        self.inner.handle()
+    }
+
+    /// Run the loop on this thread until shutdown.
+    pub fn run<H: Handler>(self, handler: H) -> io::Result<()> {
+        self.inner.run(handler)
+    }
+
+    /// Run the loop on a new thread; returns the handle and the thread.
+    pub fn spawn<H: Handler + Send + 'static>(
+        self,
+        handler: H,
+    ) -> io::Result<(Handle, std::thread::JoinHandle<io::Result<()>>)> {
+        let handle = self.handle();
+        let thread = std::thread::Builder::new()
+            .name("wsloop".into())
+            .spawn(move || self.run(handler))?;
+        Ok((handle, thread))
+    }
+}
