@@ -21,6 +21,10 @@
 //!
 //! **The I/O layer** (feature `std`, on by default) drives the core over TCP: a mio
 //! event-loop server and a blocking client.
+//!
+//! | module | owns | feature | RFC 6455 |
+//! |---|---|---|---|
+//! | `client` | a blocking client over `std::net::TcpStream`, and its timers | `client` | §4.1, §7.1.1 |
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -35,6 +39,9 @@ pub mod mask;
 pub mod session;
 pub mod utf8;
 
+#[cfg(feature = "client")]
+pub mod client;
+
 #[cfg(feature = "server")]
 pub mod server;
 
@@ -42,3 +49,6 @@ pub use close::{CloseCode, CloseFrame};
 pub use error::ProtocolError;
 pub use handshake::HandshakeError;
 pub use session::{Config, Event, Message, Role, Session};
+
+#[cfg(feature = "client")]
+pub use client::Client;

@@ -677,14 +677,13 @@ impl Core {
 
     /// Queue `message` on the connection at `key`.
     fn send_on(&mut self, key: usize, message: Message) -> SendStatus {
-        let max = self.config.max_queued_bytes;
-        let Some(conn) = self.conns.get_mut(key) else {
-            return SendStatus::NoSuchSession;
-        };
-        if conn.queue.len() >= max {
+        if self.over_mark(key) {
             self.close_slow(key);
             return SendStatus::QueueFull;
         }
+        let Some(conn) = self.conns.get_mut(key) else {
+            return SendStatus::NoSuchSession;
+        };
         let Some(session) = conn.session_mut() else {
             return SendStatus::NoSuchSession;
         };
@@ -696,6 +695,21 @@ impl Core {
             }
             Err(_) => SendStatus::Closing,
         }
+    }
+
+    /// Whether the connection's queue is at or over the high-water mark, after giving the
+    /// socket a chance to take some of it (the loop flushes only between events, and one
+    /// event may send many messages). A write error is left for the loop's flush to find.
+    fn over_mark(&mut self, key: usize) -> bool {
+        let max = self.config.max_queued_bytes;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        if conn.queue.len() < max {
+            return false;
+        }
+        let _ = conn.queue.flush(&mut conn.socket);
+        conn.queue.len() >= max
     }
 
     /// A client that does not read: close it (1008) behind what is already queued.
@@ -729,23 +743,23 @@ impl Core {
         bytes.extend_from_slice(header.encode().as_bytes());
         bytes.extend_from_slice(message.as_bytes());
         let frame: Arc<[u8]> = Arc::from(bytes);
-        let max = self.config.max_queued_bytes;
         let mut queued = 0;
         let mut slow = Vec::new();
-        for conn_ref in self.sids.values() {
-            let Some(conn) = self.conns.get_mut(conn_ref.key) else {
-                continue;
-            };
-            if conn.queue.len() >= max {
-                slow.push(conn_ref.key);
+        let keys: Vec<usize> = self.sids.values().map(|c| c.key).collect();
+        for key in keys {
+            if self.over_mark(key) {
+                slow.push(key);
                 continue;
             }
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
             let Phase::WebSocket { session, .. } = &conn.phase else {
                 continue;
             };
             if session.can_send() {
                 conn.queue.push_shared(frame.clone());
-                self.dirty.push(conn_ref.key);
+                self.dirty.push(key);
                 queued += 1;
             }
         }
