@@ -21,11 +21,10 @@
 //! **Replies in order.** The session writes a Pong or an answering Close when the caller takes
 //! the Ping or Close event, and the client sends it before returning the event; so an echo of
 //! a message that came just before the server's Close still goes out before our Close. The
-//! Close that *fails* the connection is written as soon as the session reads the bad frame,
-//! so the client feeds the session one frame at a time (it uses the [`frame`](crate::frame)
-//! codec only to find where a frame ends) and hands each event over before it feeds the next
-//! frame: a message that arrived in the same packet as a bad frame is delivered, and can be
-//! answered, while the connection is still open.
+//! session likewise holds back the Close that *fails* the connection until the events decoded
+//! before the bad frame have been taken: [`Client::recv_event`] hands those out first, then
+//! reports the error, so a message that arrived in the same packet as a bad frame is still
+//! delivered, and can be answered.
 //!
 //! **Timeouts** surface as [`ClientError::Io`] with kind `WouldBlock` or `TimedOut`
 //! ([`ClientError::is_timeout`]); they leave the connection usable, and a message cut by one
@@ -38,7 +37,6 @@ use std::time::{Duration, Instant};
 
 use crate::close::{CloseCode, CloseFrame};
 use crate::error::ProtocolError;
-use crate::frame::{Decoded, FrameHeader};
 use crate::handshake::{ClientHandshake, ClientHandshakeError, Url};
 use crate::mask::KeyGenerator;
 use crate::session::{Config, Event, Message, Role, SendError, Session};
@@ -274,59 +272,6 @@ enum Wait {
     Failed(io::Error),
 }
 
-/// What to do with the bytes read but not yet fed to the session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cut {
-    /// Feed this many bytes: at most up to the end of the current frame.
-    Feed(usize),
-    /// A frame header is incomplete (or nothing is buffered): read more first.
-    NeedMore,
-}
-
-/// Finds where each frame ends in the incoming bytes, so that the session can be fed one
-/// frame at a time and the events before a bad frame are handled before the session fails
-/// the connection on it. It judges nothing: a header the codec cannot decode is fed whole, and
-/// the session fails the connection on it.
-#[derive(Debug, Clone, Copy)]
-struct FrameCutter {
-    /// Bytes left in the current frame, header included; 0 at a frame boundary.
-    left: u64,
-    /// False once the input can no longer be cut into frames; everything is then fed.
-    aligned: bool,
-}
-
-impl FrameCutter {
-    fn new() -> Self {
-        FrameCutter {
-            left: 0,
-            aligned: true,
-        }
-    }
-
-    /// How much of `input` (the unfed bytes, starting where the previous cut ended) to feed.
-    fn cut(&mut self, input: &[u8]) -> Cut {
-        if input.is_empty() {
-            return Cut::NeedMore;
-        }
-        if !self.aligned {
-            return Cut::Feed(input.len());
-        }
-        if self.left == 0 {
-            match FrameHeader::decode(input) {
-                Ok(Decoded::Header(header, len)) => self.left = len as u64 + header.payload_len,
-                Ok(Decoded::NeedMore(_)) => return Cut::NeedMore,
-                Err(_) => {
-                    self.aligned = false;
-                    return Cut::Feed(input.len());
-                }
-            }
-        }
-        let n = self.left.min(input.len() as u64) as usize;
-        self.left -= n as u64;
-        Cut::Feed(n)
-    }
-}
-
 /// A blocking WebSocket client connection.
 ///
 /// Not split into halves: one thread owns it, and it reads only inside [`Client::recv`],
@@ -356,7 +301,8 @@ pub struct Client {
     buf: Vec<u8>,
     pos: usize,
     filled: usize,
-    cutter: FrameCutter,
+    /// A protocol error from the last input, reported once the events before it are taken.
+    failing: Option<ProtocolError>,
     protocol: Option<String>,
     config: ClientConfig,
     ended: Option<Ended>,
@@ -437,7 +383,7 @@ impl Client {
             // stay in the buffer and are the first bytes fed to the session.
             pos: used,
             filled,
-            cutter: FrameCutter::new(),
+            failing: None,
             protocol,
             config: config.clone(),
             ended: None,
@@ -558,6 +504,11 @@ impl Client {
                 }
                 return Ok(event);
             }
+            // No event left: a protocol error found in the input is due now (the session has
+            // just written its failing Close).
+            if let Some(error) = self.failing.take() {
+                return Err(self.fail(error));
+            }
             if let Some(ended) = &self.ended {
                 return Err(ended.error());
             }
@@ -624,30 +575,27 @@ impl Client {
         }
     }
 
-    /// Feed the session the next piece of buffered input, at most up to the end of the
-    /// current frame; read from the socket when no whole frame header is buffered.
+    /// Feed the session what was read; read from the socket when nothing is buffered.
     fn fill(&mut self) -> Result<(), ClientError> {
-        match self.cutter.cut(&self.buf[self.pos..self.filled]) {
-            Cut::Feed(n) => {
-                let result = self.session.receive(&self.buf[self.pos..self.pos + n]);
-                self.pos += n;
-                result.map_err(|error| self.fail(error))
-            }
-            Cut::NeedMore => self.read_more(),
+        if self.pos == self.filled {
+            return self.read_more();
         }
+        let result = self.session.receive(&self.buf[self.pos..self.filled]);
+        self.pos = self.filled;
+        if let Err(error) = result {
+            // The session holds its failing Close back until the events decoded before the
+            // violation are taken; `recv_event` hands those out first.
+            self.failing = Some(error);
+        }
+        Ok(())
     }
 
     /// One read from the socket into the buffer, after the unfed bytes (at most the start of
     /// a frame header).
     fn read_more(&mut self) -> Result<(), ClientError> {
-        if self.pos == self.filled {
-            self.pos = 0;
-            self.filled = 0;
-        } else if self.filled == self.buf.len() {
-            self.buf.copy_within(self.pos..self.filled, 0);
-            self.filled -= self.pos;
-            self.pos = 0;
-        }
+        // Everything read so far has been fed to the session.
+        self.pos = 0;
+        self.filled = 0;
         let Some(stream) = self.stream.as_mut() else {
             return Err(ClientError::ConnectionLost);
         };
@@ -743,7 +691,7 @@ impl Client {
     /// closing handshake needs; events are dropped.
     fn wait_for_eof(&mut self, deadline: Instant) -> Wait {
         if self.pos < self.filled {
-            // Bytes already read come first; the frame-by-frame feeding is over.
+            // Bytes already read but not yet fed come first.
             let _ = self.session.receive(&self.buf[self.pos..self.filled]);
         }
         self.pos = 0;
@@ -1461,65 +1409,5 @@ mod tests {
         assert!(protocol.source().is_some());
         assert!(!protocol.is_timeout());
         assert!(ClientError::from(io::Error::from(io::ErrorKind::WouldBlock)).is_timeout());
-    }
-
-    /// Frames a server may send, and the events they give, one per frame.
-    fn server_stream() -> (Vec<u8>, Vec<Event>) {
-        let mut s = Session::new(Role::Server, Config::default());
-        let big = vec![7u8; 70_000];
-        s.send_text("one").unwrap();
-        s.ping(b"").unwrap();
-        s.send_binary(&big).unwrap();
-        s.send_fragmented(DataOpcode::Text, "fragmented".as_bytes(), 3)
-            .unwrap();
-        s.send_binary(&[]).unwrap();
-        s.close(CloseCode::NormalClosure, "end").unwrap();
-        let events = vec![
-            Event::Message(Message::Text("one".into())),
-            Event::Ping(Vec::new()),
-            Event::Message(Message::Binary(big)),
-            Event::Message(Message::Text("fragmented".into())),
-            Event::Message(Message::Binary(Vec::new())),
-            Event::Close(normal("end")),
-        ];
-        (s.take_output(), events)
-    }
-
-    #[test]
-    fn the_cutter_feeds_at_most_one_frame_at_a_time_in_any_chunking() {
-        let (wire, expected) = server_stream();
-        for chunk in [1, 2, 3, 13, 1000, 65536, wire.len()] {
-            let mut session = Session::new(Role::Client, Config::default());
-            let mut cutter = FrameCutter::new();
-            let mut events = Vec::new();
-            // Bytes "read" so far, and how many of them were fed.
-            let (mut read, mut fed) = (0, 0);
-            while fed < wire.len() {
-                match cutter.cut(&wire[fed..read]) {
-                    Cut::Feed(n) => {
-                        assert!(n > 0);
-                        session.receive(&wire[fed..fed + n]).unwrap();
-                        fed += n;
-                        let new: Vec<Event> =
-                            core::iter::from_fn(|| session.next_event()).collect();
-                        assert!(new.len() <= 1, "chunk {chunk}: {new:?}");
-                        events.extend(new);
-                    }
-                    Cut::NeedMore => {
-                        assert!(read < wire.len(), "chunk {chunk}: stuck at {fed}");
-                        read = (read + chunk).min(wire.len());
-                    }
-                }
-            }
-            assert_eq!(events, expected, "chunk {chunk}");
-        }
-    }
-
-    #[test]
-    fn the_cutter_hands_an_undecodable_header_to_the_session_whole() {
-        let mut cutter = FrameCutter::new();
-        // Opcode 0x3 is reserved.
-        assert_eq!(cutter.cut(&[0x83, 0x00, 0x81, 0x00]), Cut::Feed(4));
-        assert_eq!(cutter.cut(&[0x81]), Cut::Feed(1));
     }
 }
