@@ -823,6 +823,14 @@ impl Session {
         self.failure
     }
 
+    /// True while the peer is in the middle of something: a frame header or payload only
+    /// partly received, or a fragmented message not yet finished. The I/O layer bounds how
+    /// long this may last, so that a peer cannot hold a half-sent message (and its buffer)
+    /// open for ever while keeping the connection alive with Pings.
+    pub fn is_mid_message(&self) -> bool {
+        self.reading() && (self.header_len > 0 || self.frame.is_some() || self.message.is_some())
+    }
+
     /// True from our Close until the TCP stream ends: the I/O layer arms the close-handshake
     /// timeout and closes the socket when it fires (§7.1.1).
     pub fn awaiting_close(&self) -> bool {

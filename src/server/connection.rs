@@ -189,6 +189,10 @@ pub(crate) struct Connection {
     pub(crate) last_read: Instant,
     /// When we sent a heartbeat Ping that is still unanswered.
     pub(crate) ping_sent_at: Option<Instant>,
+    /// When the client started the message (or frame) it has not finished yet.
+    pub(crate) message_since: Option<Instant>,
+    /// Reading is paused because the write queue is over the high-water mark.
+    pub(crate) read_paused: bool,
     /// When we started closing (our Close sent, or TCP write side shut).
     pub(crate) closing_since: Option<Instant>,
     /// The deadline of this connection's live entry in the timer heap.
@@ -217,6 +221,8 @@ impl Connection {
             accepted_at: now,
             last_read: now,
             ping_sent_at: None,
+            message_since: None,
+            read_paused: false,
             closing_since: None,
             timer_at: None,
         }

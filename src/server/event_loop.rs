@@ -235,10 +235,17 @@ impl EventLoop {
 
     /// Read until `WouldBlock`, the budget, or the end of the connection.
     fn read<H: Handler>(&mut self, handler: &mut H, key: usize) {
+        let max_queued = self.core.config.max_queued_bytes;
         for _ in 0..READ_BUDGET {
             let Some(conn) = self.core.conns.get_mut(key) else {
                 return;
             };
+            if conn.queue.len() >= max_queued {
+                // Backpressure: what the client sends waits in the kernel until it has read
+                // what we owe it; `flush` resumes reading once the queue is below the mark.
+                conn.read_paused = true;
+                return;
+            }
             let n = match conn.socket.read(&mut self.read_buf) {
                 Ok(0) => {
                     self.core.on_eof(handler, key);
@@ -405,6 +412,12 @@ impl Core {
             }
             Phase::WebSocket { session, .. } => {
                 let result = session.receive(data);
+                // The message deadline runs from the first byte of an unfinished message.
+                if !session.is_mid_message() {
+                    conn.message_since = None;
+                } else if conn.message_since.is_none() {
+                    conn.message_since = Some(self.now);
+                }
                 if let Err(e) = result {
                     log::info!("protocol error from {}: {e}", conn.peer);
                     conn.set_reason(CloseReason::ProtocolError(e));
@@ -632,7 +645,14 @@ impl Core {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        match conn.queue.flush(&mut conn.socket) {
+        let flushed = conn.queue.flush(&mut conn.socket);
+        if conn.read_paused && conn.queue.len() < self.config.max_queued_bytes {
+            // Below the mark again: read what the client sent meanwhile.
+            conn.read_paused = false;
+            let generation = conn.generation;
+            self.read_again.push(ConnRef { key, generation });
+        }
+        match flushed {
             Ok(true) => {
                 if conn.writable_interest {
                     conn.writable_interest = false;
@@ -859,11 +879,15 @@ impl Core {
             Phase::Done => conn.closing_since.unwrap_or(conn.accepted_at) + c.close_timeout,
             Phase::WebSocket { session, .. } => {
                 if session.awaiting_close() || session.should_close_tcp() {
-                    conn.closing_since.unwrap_or(self.now) + c.close_timeout
-                } else if let Some(sent) = conn.ping_sent_at {
-                    sent + c.pong_timeout
-                } else {
-                    conn.last_read + c.idle_timeout
+                    return conn.closing_since.unwrap_or(self.now) + c.close_timeout;
+                }
+                let liveness = match conn.ping_sent_at {
+                    Some(sent) => sent + c.pong_timeout,
+                    None => conn.last_read + c.idle_timeout,
+                };
+                match conn.message_since {
+                    Some(since) => liveness.min(since + c.message_timeout),
+                    None => liveness,
                 }
             }
         }
@@ -918,6 +942,18 @@ impl Core {
                 log::info!("handshake timeout for {}", conn.peer);
                 self.remove(handler, key);
             }
+            Phase::WebSocket { session, .. }
+                if !closing
+                    && conn
+                        .message_since
+                        .is_some_and(|t| t + self.config.message_timeout <= self.now) =>
+            {
+                log::info!("{}: message not completed in time; closing", conn.peer);
+                session.fail(CloseCode::PolicyViolation, "message timeout");
+                conn.set_reason(CloseReason::MessageTimeout);
+                conn.message_since = None;
+                self.touch(key);
+            }
             Phase::WebSocket { session, .. } if !closing && conn.ping_sent_at.is_none() => {
                 // RFC 6455 §5.5.2: a Ping as a keepalive, to see whether the peer is there.
                 if session.ping(b"").is_ok() {
@@ -928,8 +964,15 @@ impl Core {
                 }
             }
             Phase::WebSocket { .. } if !closing => {
-                log::info!("{}: no answer to our ping; dropping", conn.peer);
-                conn.set_reason(CloseReason::IdleTimeout);
+                // Silent through a whole ping round; if its queue is backed up it is not
+                // reading either.
+                let reason = if conn.read_paused {
+                    CloseReason::WriteQueueFull
+                } else {
+                    CloseReason::IdleTimeout
+                };
+                log::info!("{}: no sign of life after our ping; dropping", conn.peer);
+                conn.set_reason(reason);
                 self.remove(handler, key);
             }
             _ => {

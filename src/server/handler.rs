@@ -83,6 +83,9 @@ pub enum CloseReason {
     IdleTimeout,
     /// Our Close got no answer within the close timeout.
     CloseTimeout,
+    /// The client took longer than the message timeout to send one message (closed with
+    /// 1008).
+    MessageTimeout,
     /// The client did not read fast enough: its write queue passed the high-water mark
     /// (closed with 1008).
     WriteQueueFull,
@@ -112,6 +115,7 @@ impl fmt::Display for CloseReason {
             }
             CloseReason::IdleTimeout => f.write_str("idle timeout"),
             CloseReason::CloseTimeout => f.write_str("close handshake timed out"),
+            CloseReason::MessageTimeout => f.write_str("message not completed in time (1008)"),
             CloseReason::WriteQueueFull => f.write_str("write queue full (1008)"),
             CloseReason::Replaced => f.write_str("replaced by a newer connection (4000)"),
             CloseReason::Shutdown => f.write_str("server shutdown (1001)"),

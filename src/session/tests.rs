@@ -681,3 +681,24 @@ fn the_failing_close_waits_for_earlier_events_to_be_taken() {
     assert_eq!(s.output(), &expected[..]);
     assert!(s.should_close_tcp());
 }
+
+#[test]
+fn mid_message_covers_partial_headers_payloads_and_fragments() {
+    let mut s = server();
+    assert!(!s.is_mid_message());
+    let frame = client_frame(0x2, true, b"abcdef");
+    s.receive(&frame[..1]).unwrap();
+    assert!(s.is_mid_message(), "a partial header");
+    s.receive(&frame[1..8]).unwrap();
+    assert!(s.is_mid_message(), "a partial payload");
+    s.receive(&frame[8..]).unwrap();
+    assert!(!s.is_mid_message());
+    s.receive(&client_frame(0x1, false, b"a")).unwrap();
+    s.receive(&client_frame(0x9, true, b"")).unwrap();
+    assert!(
+        s.is_mid_message(),
+        "a fragmented message, even between frames"
+    );
+    s.receive(&client_frame(0x0, true, b"b")).unwrap();
+    assert!(!s.is_mid_message());
+}

@@ -1,0 +1,307 @@
+//! Hostile clients over loopback: half-open handshakes, stalled messages, oversized frames
+//! and heads, abrupt resets, ping floods, invalid closes, bytes after a close. After each,
+//! a fresh client still gets normal service and `on_close` came exactly once per opened
+//! session, with the right reason. Bounded in count and time.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::*;
+use socket2::SockRef;
+use wsloop::client::Client;
+use wsloop::server::CloseReason;
+use wsloop::{CloseCode, CloseFrame, Message, ProtocolError};
+
+/// A fresh client gets normal service.
+fn assert_serves(server: &TestServer, sid: &str) {
+    let mut client = server.connect(sid);
+    client.send_text("are you ok?").unwrap();
+    assert_eq!(client.recv().unwrap(), Message::Text("are you ok?".into()));
+    client.close(CloseCode::NormalClosure, "").unwrap();
+    assert_eq!(
+        server.wait_for(|s| matches!(s, Seen::Close(..))),
+        Seen::Close(
+            sid.into(),
+            CloseReason::ByClient(CloseFrame::new(CloseCode::NormalClosure, ""))
+        )
+    );
+}
+
+/// No more handler events arrive (in particular, no second `on_close`).
+fn assert_quiet(server: &TestServer) {
+    if let Ok(seen) = server.seen.recv_timeout(Duration::from_millis(300)) {
+        panic!("unexpected handler event: {seen:?}");
+    }
+}
+
+/// Read until EOF; true if the peer closed (EOF or reset) within the wait.
+fn closed_by_server(s: &mut TcpStream) -> bool {
+    let mut sink = Vec::new();
+    match s.read_to_end(&mut sink) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
+
+/// The status code of a Close frame's payload.
+fn close_code(payload: &[u8]) -> u16 {
+    u16::from_be_bytes([payload[0], payload[1]])
+}
+
+#[test]
+fn slowloris_handshakes_are_dropped_and_others_are_served_meanwhile() {
+    let server = TestServer::start(|c| c.handshake_timeout = Duration::from_millis(500));
+    let mut stalled: Vec<TcpStream> = (0..300)
+        .map(|i| {
+            let mut s = TcpStream::connect(server.addr).unwrap();
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            let half = format!("GET /ws/stall{i} HTTP/1.1\r\nHost: x\r\nUpgrade: webs");
+            s.write_all(half.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    // While they hang, a real client is served.
+    let mut client = server.connect("fresh");
+    client.send_text("hello").unwrap();
+    assert_eq!(client.recv().unwrap(), Message::Text("hello".into()));
+    // Then every stalled one is dropped without an answer.
+    for s in &mut stalled {
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink);
+        assert!(sink.is_empty());
+    }
+    client.send_text("still").unwrap();
+    assert_eq!(client.recv().unwrap(), Message::Text("still".into()));
+    drop(client);
+    assert_eq!(
+        server.wait_for(|s| matches!(s, Seen::Close(..))),
+        Seen::Close("fresh".into(), CloseReason::ConnectionLost)
+    );
+    assert_serves(&server, "after");
+    server.stop();
+}
+
+#[test]
+fn a_message_never_finished_is_cut_off_even_with_pings_in_between() {
+    let server = TestServer::start(|c| c.message_timeout = Duration::from_millis(400));
+    let mut s = raw_session(&server, "trickle");
+    s.write_all(&masked(0x01, b"the start of something"))
+        .unwrap();
+    // Keep the connection "alive" with pings: they do not extend the message deadline.
+    let mut close = None;
+    for _ in 0..40 {
+        s.write_all(&masked(0x89, b"")).unwrap();
+        let (op, payload) = read_frame(&mut s);
+        if op == 0x88 {
+            close = Some(payload);
+            break;
+        }
+        assert_eq!(op, 0x8a);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let close = close.expect("the server closed the stalled message");
+    assert_eq!(close_code(&close), 1008);
+    assert!(closed_by_server(&mut s));
+    assert_eq!(
+        server.next(),
+        Seen::Close("trickle".into(), CloseReason::MessageTimeout)
+    );
+    assert_serves(&server, "after");
+    server.stop();
+}
+
+#[test]
+fn oversized_frames_messages_and_heads_get_the_rfc_answer() {
+    let server = TestServer::start(|_| {});
+    // A header announcing 2^63 - 1 bytes: 1009 from the header alone.
+    let mut s = raw_session(&server, "huge");
+    let mut header = vec![0x82, 0x80 | 127];
+    header.extend_from_slice(&(u64::MAX >> 1).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    s.write_all(&header).unwrap();
+    let (op, payload) = read_frame(&mut s);
+    assert_eq!((op, close_code(&payload)), (0x88, 1009));
+    assert!(closed_by_server(&mut s));
+    assert_eq!(
+        server.next(),
+        Seen::Close(
+            "huge".into(),
+            CloseReason::ProtocolError(ProtocolError::FrameTooLarge)
+        )
+    );
+
+    // A message of 64 MiB + 1 in two fragments: 1009 at the second header.
+    let mut s = raw_session(&server, "big");
+    let first = vec![0u8; 32 << 20];
+    s.write_all(&masked(0x02, &first)).unwrap();
+    let mut second = vec![0x80, 0x80 | 127];
+    second.extend_from_slice(&((32u64 << 20) + 1).to_be_bytes());
+    second.extend_from_slice(&[1, 2, 3, 4]);
+    s.write_all(&second).unwrap();
+    let (op, payload) = read_frame(&mut s);
+    assert_eq!((op, close_code(&payload)), (0x88, 1009));
+    assert_eq!(
+        server.next(),
+        Seen::Close(
+            "big".into(),
+            CloseReason::ProtocolError(ProtocolError::MessageTooLarge)
+        )
+    );
+
+    // A 16 KiB header block: 431, and no session.
+    let answer = http(
+        server.addr,
+        &upgrade_request("/ws/heads", &format!("X-Pad: {}\r\n", "a".repeat(16 << 10))),
+    );
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    assert_serves(&server, "after");
+    assert_quiet(&server);
+    server.stop();
+}
+
+/// Close the socket with SO_LINGER 0: the kernel sends a reset, not a FIN.
+fn reset(s: TcpStream) {
+    SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(s);
+}
+
+#[test]
+fn abrupt_resets_mid_frame_and_mid_handshake() {
+    let server = TestServer::start(|_| {});
+    // In the middle of a frame.
+    let mut s = raw_session(&server, "reset-frame");
+    let frame = masked(0x82, &[7u8; 1000]);
+    s.write_all(&frame[..500]).unwrap();
+    reset(s);
+    match server.next() {
+        Seen::Close(sid, reason) => {
+            assert_eq!(sid, "reset-frame");
+            assert!(
+                matches!(
+                    reason,
+                    CloseReason::ConnectionLost
+                        | CloseReason::Io(std::io::ErrorKind::ConnectionReset)
+                ),
+                "{reason:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // In the middle of the handshake: no session was opened, so no on_close.
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.write_all(b"GET /ws/reset-hs HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    reset(s);
+    assert_serves(&server, "after");
+    assert_quiet(&server);
+    server.stop();
+}
+
+#[test]
+fn a_ping_flood_from_a_client_that_never_reads_is_held_back() {
+    let server = TestServer::start(|c| {
+        c.max_queued_bytes = 64 << 10;
+        c.idle_timeout = Duration::from_millis(300);
+        c.pong_timeout = Duration::from_millis(300);
+    });
+    let s = raw_session(&server, "flood");
+    // 125-byte pings, never reading the pongs. The server stops reading from this client
+    // once its queue is over the mark, so our writes block (TCP backpressure) instead of the
+    // server's memory growing.
+    let ping = masked(0x89, &[0u8; 125]);
+    let mut writer = s.try_clone().unwrap();
+    writer
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut sent = 0usize;
+    for _ in 0..200_000 {
+        match writer.write_all(&ping) {
+            Ok(()) => sent += 1,
+            Err(_) => break,
+        }
+    }
+    assert!(sent < 200_000, "the flood was never held back");
+    // A client that neither reads nor answers is dropped, with the reason that it was stuck.
+    assert_eq!(
+        server.wait_for(|s| matches!(s, Seen::Close(..))),
+        Seen::Close("flood".into(), CloseReason::WriteQueueFull)
+    );
+    drop(s);
+    assert_serves(&server, "after");
+    server.stop();
+}
+
+#[test]
+fn every_invalid_close_code_is_a_protocol_error() {
+    let server = TestServer::start(|_| {});
+    for code in [
+        0u16, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535,
+    ] {
+        let sid = format!("bad{code}");
+        let mut s = raw_session(&server, &sid);
+        s.write_all(&masked(0x88, &code.to_be_bytes())).unwrap();
+        let (op, payload) = read_frame(&mut s);
+        assert_eq!((op, close_code(&payload)), (0x88, 1002), "code {code}");
+        assert!(closed_by_server(&mut s));
+        assert_eq!(
+            server.next(),
+            Seen::Close(
+                sid,
+                CloseReason::ProtocolError(ProtocolError::InvalidCloseCode(code))
+            )
+        );
+    }
+    assert_serves(&server, "after");
+    assert_quiet(&server);
+    server.stop();
+}
+
+#[test]
+fn bytes_after_a_close_are_ignored() {
+    let server = TestServer::start(|_| {});
+    let mut s = raw_session(&server, "chatty");
+    let mut bytes = masked(0x88, &1000u16.to_be_bytes());
+    bytes.extend(masked(0x81, b"after the close"));
+    bytes.extend(b"\xff\xff\xff garbage");
+    s.write_all(&bytes).unwrap();
+    assert_eq!(read_frame(&mut s), (0x88, 1000u16.to_be_bytes().to_vec()));
+    assert!(closed_by_server(&mut s));
+    assert_eq!(
+        server.next(),
+        Seen::Close(
+            "chatty".into(),
+            CloseReason::ByClient(CloseFrame::new(CloseCode::NormalClosure, ""))
+        )
+    );
+    assert_serves(&server, "after");
+    assert_quiet(&server);
+    server.stop();
+}
+
+#[test]
+fn a_flood_of_connections_to_the_maximum_leaves_existing_sessions_alone() {
+    let server = TestServer::start(|c| c.max_connections = 50);
+    let mut existing = server.connect("existing");
+    let flood: Vec<Client> = (0..49)
+        .map(|i| server.connect(&format!("flood{i}")))
+        .collect();
+    // The 51st and later get 503 while the 50 stay open.
+    for _ in 0..20 {
+        let answer = http(server.addr, &upgrade_request("/ws/one-too-many", ""));
+        assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    }
+    existing.send_text("unaffected").unwrap();
+    assert_eq!(existing.recv().unwrap(), Message::Text("unaffected".into()));
+    drop(flood);
+    for _ in 0..49 {
+        assert!(matches!(
+            server.wait_for(|s| matches!(s, Seen::Close(..))),
+            Seen::Close(_, CloseReason::ConnectionLost)
+        ));
+    }
+    assert_serves(&server, "after");
+    server.stop();
+}
