@@ -6,13 +6,17 @@ cd "$(dirname "$0")/../fuzz"
 seconds=${FUZZ_SECONDS:-30}
 for target in $(cargo +nightly fuzz list); do
     scratch=$(mktemp -d)
+    log="$scratch.log"
     echo "fuzz $target: ${seconds}s"
+    status=0
     cargo +nightly fuzz run "$target" "$scratch" "corpus/$target" -- \
-        -max_total_time="$seconds" -print_final_stats=1 2>&1 | grep -E "^(stat::number_of_executed_units|stat::new_units_added|==|SUMMARY|Done)" || true
-    status=${PIPESTATUS[0]}
-    rm -rf "$scratch"
+        -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1 || status=$?
+    grep -E "^(stat::number_of_executed_units|stat::new_units_added|Done)" "$log" || true
     if [ "$status" -ne 0 ]; then
+        grep -E "panicked|SUMMARY|Test unit written" -A3 "$log" || tail -40 "$log"
         echo "fuzz $target: FAILED (artifacts in fuzz/artifacts/$target)"
+        rm -rf "$scratch" "$log"
         exit 1
     fi
+    rm -rf "$scratch" "$log"
 done

@@ -359,9 +359,11 @@ impl Session {
     /// some valid events, the failing Close is written by the call that finds no event left.
     pub fn next_event(&mut self) -> Option<Event> {
         let Some(event) = self.events.pop_front() else {
-            // Every event before a violation has been taken and handled: now fail.
+            // Every event before a violation has been taken and handled: now fail. (Even
+            // if TCP has ended since: the violation came first, and a peer that only shut its
+            // sending side still reads the Close.)
             if let Some(close) = self.failing_close.take() {
-                if self.close_sent.is_none() && !self.eof {
+                if self.close_sent.is_none() {
                     self.write_close(close);
                 }
             }

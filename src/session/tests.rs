@@ -702,3 +702,19 @@ fn mid_message_covers_partial_headers_payloads_and_fragments() {
     s.receive(&client_frame(0x0, true, b"b")).unwrap();
     assert!(!s.is_mid_message());
 }
+
+#[test]
+fn the_failing_close_is_written_even_if_tcp_ended_before_the_events_were_taken() {
+    // Found by the session_server fuzz target: error, then EOF, then the events are taken.
+    let mut bytes = client_frame(0x1, true, b"first");
+    bytes.extend(client_frame(0x3, true, b""));
+    let mut s = server();
+    assert_eq!(s.receive(&bytes), Err(ProtocolError::ReservedOpcode(3)));
+    s.receive_eof();
+    assert_eq!(s.next_event(), Some(text("first")));
+    assert_eq!(s.next_event(), None);
+    assert_eq!(
+        s.output(),
+        &failing_close(ProtocolError::ReservedOpcode(3))[..]
+    );
+}
