@@ -4,11 +4,13 @@
 //! places an order or asks about one, business code broadcasts an alert and every open page
 //! pops it up at once, without a refresh.
 //!
-//!     cargo run --release --example dashboard                 # then open http://127.0.0.1:8080
-//!     curl -X POST http://127.0.0.1:8080/orders/42/remind     # every page pops up order 42
-//!     curl -X POST http://127.0.0.1:8080/orders/43/placed     # a new-order alert
-//!     curl -X POST -d 'hello' http://127.0.0.1:8080/send/<sid>
-//!     cargo run --release --example dashboard -- 127.0.0.1:8080 --simulate
+//! ```sh
+//! cargo run --release --example dashboard                 # then open http://127.0.0.1:8080
+//! curl -X POST http://127.0.0.1:8080/orders/42/remind     # every page pops up order 42
+//! curl -X POST http://127.0.0.1:8080/orders/43/placed     # a new-order alert
+//! curl -X POST -d 'hello' http://127.0.0.1:8080/send/<sid>
+//! cargo run --release --example dashboard -- 127.0.0.1:8080 --simulate
+//! ```
 //!
 //! Two ways to push, both shown here:
 //! - from inside the loop: the HTTP endpoints run in `on_request` and use the [`Context`],

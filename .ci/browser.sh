@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The dashboard example in a real headless browser: Debian's Chromium driven by the npm package
+# playwright-core (tests/browser/dashboard.test.mjs). No browser is downloaded at test time.
+#
+# Installs what it lacks on a fresh Debian machine (chromium and a CJK font with apt-get, the
+# locked playwright-core with `npm ci`), builds the example in release and runs the test.
+# Idempotent: a second run installs nothing new. Bounded: every step runs under `timeout`,
+# and the dashboard processes the test started are killed by the PIDs it recorded.
+#
+# Leaves target/browser/dashboard.png (the page with its popups), target/browser/*.log (what
+# each dashboard process printed) and target/browser/console.log (the page's console).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+started=$(date +%s)
+note() { echo "--- browser: $* ($(($(date +%s) - started)) s)"; }
+
+out=$root/target/browser
+bin=$root/target/release/examples/dashboard
+mkdir -p "$out"
+
+cleanup() {
+    # Normally the test has already stopped them; this catches a test killed by its timeout.
+    # Only a PID that still runs the dashboard binary is killed (PIDs get reused).
+    local pid
+    [ -f "$out/dashboard.pids" ] || return 0
+    while read -r pid; do
+        [ -n "$pid" ] || continue
+        if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$bin" ]; then
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done <"$out/dashboard.pids"
+}
+trap cleanup EXIT
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# --- Debian packages: the browser, and a font for the page's Chinese labels -------------------
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+dpkg -s fonts-wqy-zenhei >/dev/null 2>&1 || need+=(fonts-wqy-zenhei)
+if [ ${#need[@]} -gt 0 ]; then
+    note "apt-get install ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root timeout 300 apt-get update -q
+    as_root timeout 900 apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+note "$(timeout 30 /usr/bin/chromium --version 2>/dev/null || echo 'chromium --version failed')"
+
+# --- Node and the locked playwright-core -------------------------------------------------------
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "node and npm are needed (Node.js 20 or newer)" >&2
+    exit 1
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+    echo "playwright-core needs Node.js 20 or newer; this is $(node --version)" >&2
+    exit 1
+fi
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+locked=$(node -p 'require("./tests/browser/package-lock.json").packages["node_modules/playwright-core"].version')
+have=$(node -p 'try { require("./tests/browser/node_modules/playwright-core/package.json").version } catch { "" }')
+if [ "$have" != "$locked" ]; then
+    note "npm ci (playwright-core $locked)"
+    (cd tests/browser && timeout 300 npm ci --no-audit --no-fund)
+else
+    note "playwright-core $have already installed"
+fi
+
+# --- The example, in release --------------------------------------------------------------------
+note "cargo build --release --example dashboard"
+timeout 1200 cargo build --release --example dashboard
+
+# --- The test ----------------------------------------------------------------------------------
+note "node dashboard.test.mjs"
+export WSLOOP_DASHBOARD_BIN=$bin CHROMIUM=/usr/bin/chromium WSLOOP_BROWSER_OUT=$out
+(cd tests/browser && timeout --kill-after=10 300 node dashboard.test.mjs)
+note "passed; screenshot: target/browser/dashboard.png"
