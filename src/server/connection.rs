@@ -10,8 +10,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mio::net::TcpStream;
-
 use crate::frame::EncodedHeader;
 use crate::handshake::{Request, RequestParser};
 use crate::session::Session;
@@ -167,9 +165,9 @@ pub(crate) enum Phase {
     Done,
 }
 
-/// One accepted TCP connection.
-pub(crate) struct Connection {
-    pub(crate) socket: TcpStream,
+/// One accepted connection over a stream `S` (a TCP socket, or an in-memory pipe in tests).
+pub(crate) struct Connection<S> {
+    pub(crate) socket: S,
     pub(crate) peer: SocketAddr,
     /// Distinguishes this connection from earlier occupants of the same slab slot.
     pub(crate) generation: u64,
@@ -199,9 +197,9 @@ pub(crate) struct Connection {
     pub(crate) timer_at: Option<Instant>,
 }
 
-impl Connection {
+impl<S> Connection<S> {
     pub(crate) fn new(
-        socket: TcpStream,
+        socket: S,
         peer: SocketAddr,
         generation: u64,
         phase: Phase,

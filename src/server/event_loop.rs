@@ -15,12 +15,12 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::close::CloseCode;
@@ -30,14 +30,13 @@ use crate::session::{Event, Message, Role, Session};
 
 use super::connection::{Connection, Phase};
 use super::handle::{Command, Handle};
-use super::handler::{CloseReason, Context, Handler, HttpRequest, SendStatus};
+use super::handler::{CloseReason, Context, Handler, HttpRequest, Ops, SendStatus};
 use super::timer::{ConnRef, Timers};
+use super::transport::{Mio, Reactor, FIRST_CONNECTION};
 use super::ServerConfig;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
-/// Connection tokens are slab keys offset past the two above.
-const FIRST_CONNECTION: usize = 2;
 
 /// Reads from one connection per readiness event before others get a turn.
 const READ_BUDGET: usize = 16;
@@ -50,23 +49,20 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// refused connections are closed at once.
 const MAX_REFUSING: usize = 1024;
 
-fn token(key: usize) -> Token {
-    Token(key + FIRST_CONNECTION)
-}
-
 pub(crate) struct EventLoop {
     poll: Poll,
     listener: TcpListener,
     listening: bool,
-    core: Core,
+    core: Core<Mio>,
     read_buf: Vec<u8>,
 }
 
-/// Everything a handler's [`Context`] can reach.
-pub(crate) struct Core {
+/// Everything a handler's [`Context`] can reach: the loop's state and logic, over any
+/// [`Reactor`].
+pub(crate) struct Core<R: Reactor> {
     config: ServerConfig,
-    registry: Registry,
-    conns: Slab<Connection>,
+    reactor: R,
+    conns: Slab<Connection<R::Stream>>,
     sids: HashMap<Arc<str>, ConnRef>,
     timers: Timers,
     handle: Handle,
@@ -90,28 +86,15 @@ impl EventLoop {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Waker::new(poll.registry(), WAKER)?;
-        let registry = poll.registry().try_clone()?;
+        let reactor = Mio {
+            registry: poll.registry().try_clone()?,
+        };
         let read_buf = vec![0u8; config.read_buffer_size.max(1024)];
         Ok(EventLoop {
             poll,
             listener,
             listening: true,
-            core: Core {
-                config,
-                registry,
-                conns: Slab::new(),
-                sids: HashMap::new(),
-                timers: Timers::default(),
-                handle: Handle::new(waker),
-                next_generation: 0,
-                dirty: Vec::new(),
-                read_again: Vec::new(),
-                counted: 0,
-                refusing: 0,
-                shutdown_deadline: None,
-                accept_paused_until: None,
-                now: Instant::now(),
-            },
+            core: Core::new(config, reactor, Handle::new(waker)),
             read_buf,
         })
     }
@@ -216,7 +199,11 @@ impl EventLoop {
     fn accept(&mut self) {
         while self.listening && self.core.accept_paused_until.is_none() {
             match self.listener.accept() {
-                Ok((socket, peer)) => self.core.add(socket, peer),
+                Ok((socket, peer)) => {
+                    // We cork ourselves (one writev per event); Nagle would only add latency.
+                    let _ = socket.set_nodelay(true);
+                    self.core.add(socket, peer);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e)
                     if matches!(
@@ -233,11 +220,38 @@ impl EventLoop {
         }
     }
 
-    /// Read until `WouldBlock`, the budget, or the end of the connection.
     fn read<H: Handler>(&mut self, handler: &mut H, key: usize) {
-        let max_queued = self.core.config.max_queued_bytes;
+        self.core.read(handler, key, &mut self.read_buf);
+    }
+}
+
+impl<R: Reactor> Core<R> {
+    pub(crate) fn new(config: ServerConfig, reactor: R, handle: Handle) -> Self {
+        Core {
+            config,
+            reactor,
+            conns: Slab::new(),
+            sids: HashMap::new(),
+            timers: Timers::default(),
+            handle,
+            next_generation: 0,
+            dirty: Vec::new(),
+            read_again: Vec::new(),
+            counted: 0,
+            refusing: 0,
+            shutdown_deadline: None,
+            accept_paused_until: None,
+            now: Instant::now(),
+        }
+    }
+
+    // ----- Connections -------------------------------------------------------------------
+
+    /// Read until `WouldBlock`, the budget, or the end of the connection.
+    pub(crate) fn read<H: Handler>(&mut self, handler: &mut H, key: usize, buf: &mut [u8]) {
+        let max_queued = self.config.max_queued_bytes;
         for _ in 0..READ_BUDGET {
-            let Some(conn) = self.core.conns.get_mut(key) else {
+            let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
             if conn.queue.len() >= max_queued {
@@ -246,9 +260,9 @@ impl EventLoop {
                 conn.read_paused = true;
                 return;
             }
-            let n = match conn.socket.read(&mut self.read_buf) {
+            let n = match conn.socket.read(buf) {
                 Ok(0) => {
-                    self.core.on_eof(handler, key);
+                    self.on_eof(handler, key);
                     return;
                 }
                 Ok(n) => n,
@@ -257,38 +271,29 @@ impl EventLoop {
                 Err(e) => {
                     log::debug!("read from {} failed: {e}", conn.peer);
                     conn.set_reason(CloseReason::Io(e.kind()));
-                    self.core.remove(handler, key);
+                    self.remove(handler, key);
                     return;
                 }
             };
-            conn.last_read = self.core.now;
+            conn.last_read = self.now;
             conn.ping_sent_at = None;
-            self.core.on_data(handler, key, &self.read_buf[..n]);
+            self.on_data(handler, key, &buf[..n]);
         }
-        if let Some(conn) = self.core.conns.get(key) {
+        if let Some(conn) = self.conns.get(key) {
             let generation = conn.generation;
-            self.core.read_again.push(ConnRef { key, generation });
+            self.read_again.push(ConnRef { key, generation });
         }
     }
-}
 
-impl Core {
-    // ----- Connections -------------------------------------------------------------------
-
-    fn add(&mut self, mut socket: TcpStream, peer: SocketAddr) {
+    pub(crate) fn add(&mut self, mut socket: R::Stream, peer: SocketAddr) {
         let refuse = self.counted >= self.config.max_connections;
         if refuse && self.refusing >= MAX_REFUSING {
             log::warn!("refusing {peer}: too many connections, closing at once");
             return;
         }
-        // We cork ourselves (one writev per event); Nagle would only add latency.
-        let _ = socket.set_nodelay(true);
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        if let Err(e) = self
-            .registry
-            .register(&mut socket, token(key), Interest::READABLE)
-        {
+        if let Err(e) = self.reactor.register(&mut socket, key) {
             log::warn!("cannot register {peer}: {e}");
             return;
         }
@@ -336,7 +341,7 @@ impl Core {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
-        let _ = self.registry.deregister(&mut conn.socket);
+        self.reactor.deregister(&mut conn.socket);
         if conn.counted {
             self.counted -= 1;
         } else {
@@ -355,7 +360,7 @@ impl Core {
             let sid = conn.sid().cloned().unwrap_or_else(|| Arc::from(""));
             self.unregister_sid(&sid, key);
             log::info!("close {sid} ({}): {reason}", conn.peer);
-            handler.on_close(&mut Context { core: self }, &sid, &reason);
+            handler.on_close(&mut Context::new(self), &sid, &reason);
         } else {
             log::debug!("connection from {} closed", conn.peer);
         }
@@ -511,7 +516,7 @@ impl Core {
                 self.sids.remove(&sid);
                 self.touch(old.key);
                 // The old session ends for the application before the new one begins.
-                handler.on_close(&mut Context { core: self }, &sid, &CloseReason::Replaced);
+                handler.on_close(&mut Context::new(self), &sid, &CloseReason::Replaced);
             }
         }
         let conn = &mut self.conns[key];
@@ -520,7 +525,7 @@ impl Core {
         log::info!("open {sid} ({})", conn.peer);
         self.sids.insert(sid.clone(), ConnRef { key, generation });
         self.handle.set_session_count(self.sids.len());
-        handler.on_open(&mut Context { core: self }, &sid);
+        handler.on_open(&mut Context::new(self), &sid);
     }
 
     /// Hand the session's events to the handler, in order.
@@ -543,7 +548,7 @@ impl Core {
                 Event::Message(message) => {
                     log::debug!("message from {sid}: {} bytes", message.len());
                     if conn.registered {
-                        handler.on_message(&mut Context { core: self }, &sid, message);
+                        handler.on_message(&mut Context::new(self), &sid, message);
                     }
                 }
                 Event::Ping(_) | Event::Pong(_) => {}
@@ -595,7 +600,7 @@ impl Core {
             body,
         };
         let peer = conn.peer;
-        let response = handler.on_request(&mut Context { core: self }, &request);
+        let response = handler.on_request(&mut Context::new(self), &request);
         log::info!(
             "{} {} from {peer}: {}",
             request.method(),
@@ -656,9 +661,7 @@ impl Core {
             Ok(true) => {
                 if conn.writable_interest {
                     conn.writable_interest = false;
-                    let _ =
-                        self.registry
-                            .reregister(&mut conn.socket, token(key), Interest::READABLE);
+                    self.reactor.set_writable(&mut conn.socket, key, false);
                 }
                 let finished = match &conn.phase {
                     Phase::WebSocket { session, .. } => session.should_close_tcp(),
@@ -670,7 +673,7 @@ impl Core {
                     // FIN, so that unread bytes never turn our last frame into a reset.
                     conn.draining = true;
                     conn.closing_since = Some(self.now);
-                    if conn.socket.shutdown(Shutdown::Write).is_err() {
+                    if self.reactor.shutdown_write(&mut conn.socket).is_err() {
                         return self.remove(handler, key);
                     }
                     self.schedule(key);
@@ -679,11 +682,7 @@ impl Core {
             Ok(false) => {
                 if !conn.writable_interest {
                     conn.writable_interest = true;
-                    let _ = self.registry.reregister(
-                        &mut conn.socket,
-                        token(key),
-                        Interest::READABLE | Interest::WRITABLE,
-                    );
+                    self.reactor.set_writable(&mut conn.socket, key, true);
                 }
             }
             Err(e) => {
@@ -750,101 +749,6 @@ impl Core {
         self.touch(key);
     }
 
-    pub(crate) fn send_to_sid(&mut self, sid: &str, message: Message) -> SendStatus {
-        match self.sids.get(sid) {
-            Some(conn) => self.send_on(conn.key, message),
-            None => SendStatus::NoSuchSession,
-        }
-    }
-
-    pub(crate) fn broadcast(&mut self, message: &Message) -> usize {
-        let header = FrameHeader::new(true, Opcode::Data(message.opcode()), message.len() as u64);
-        let mut bytes = Vec::with_capacity(header.encode().as_bytes().len() + message.len());
-        bytes.extend_from_slice(header.encode().as_bytes());
-        bytes.extend_from_slice(message.as_bytes());
-        let frame: Arc<[u8]> = Arc::from(bytes);
-        let mut queued = 0;
-        let mut slow = Vec::new();
-        let keys: Vec<usize> = self.sids.values().map(|c| c.key).collect();
-        for key in keys {
-            if self.over_mark(key) {
-                slow.push(key);
-                continue;
-            }
-            let Some(conn) = self.conns.get_mut(key) else {
-                continue;
-            };
-            let Phase::WebSocket { session, .. } = &conn.phase else {
-                continue;
-            };
-            if session.can_send() {
-                conn.queue.push_shared(frame.clone());
-                self.dirty.push(key);
-                queued += 1;
-            }
-        }
-        for key in slow {
-            self.close_slow(key);
-        }
-        log::debug!("broadcast {} bytes to {queued} sessions", message.len());
-        queued
-    }
-
-    pub(crate) fn close_sid(&mut self, sid: &str, code: CloseCode, reason: &str) -> bool {
-        let Some(conn_ref) = self.sids.get(sid).copied() else {
-            return false;
-        };
-        let Some(conn) = self.conns.get_mut(conn_ref.key) else {
-            return false;
-        };
-        let Some(session) = conn.session_mut() else {
-            return false;
-        };
-        if session.close(code, reason).is_err() {
-            return false;
-        }
-        conn.set_reason(CloseReason::ByServer {
-            close: crate::close::CloseFrame::new(code, reason),
-            answered: false,
-        });
-        self.touch(conn_ref.key);
-        true
-    }
-
-    pub(crate) fn is_open(&self, sid: &str) -> bool {
-        self.sids.contains_key(sid)
-    }
-
-    pub(crate) fn sids(&self) -> impl Iterator<Item = &str> {
-        self.sids.keys().map(|s| &**s)
-    }
-
-    pub(crate) fn session_count(&self) -> usize {
-        self.sids.len()
-    }
-
-    pub(crate) fn handle(&self) -> Handle {
-        self.handle.clone()
-    }
-
-    pub(crate) fn begin_shutdown(&mut self) {
-        if self.shutdown_deadline.is_some() {
-            return;
-        }
-        log::info!("shutting down: closing {} sessions", self.sids.len());
-        self.shutdown_deadline = Some(self.now + self.config.close_timeout);
-        let keys: Vec<usize> = self.sids.values().map(|c| c.key).collect();
-        for key in keys {
-            if let Some(conn) = self.conns.get_mut(key) {
-                conn.set_reason(CloseReason::Shutdown);
-                if let Some(session) = conn.session_mut() {
-                    let _ = session.close(CloseCode::GoingAway, "server shutdown");
-                }
-                self.touch(key);
-            }
-        }
-    }
-
     fn run_command<H: Handler>(&mut self, handler: &mut H, command: Command) {
         let _ = handler;
         match command {
@@ -869,7 +773,7 @@ impl Core {
     // ----- Time --------------------------------------------------------------------------
 
     /// The moment this connection next needs attention.
-    fn deadline(&self, conn: &Connection) -> Instant {
+    fn deadline(&self, conn: &Connection<R::Stream>) -> Instant {
         let c = &self.config;
         if conn.draining {
             return conn.closing_since.unwrap_or(conn.accepted_at) + c.close_timeout;
@@ -978,6 +882,104 @@ impl Core {
             _ => {
                 conn.set_reason(CloseReason::CloseTimeout);
                 self.remove(handler, key);
+            }
+        }
+    }
+}
+
+/// What a handler's [`Context`] can do, on any transport.
+impl<R: Reactor> Ops for Core<R> {
+    fn send_to_sid(&mut self, sid: &str, message: Message) -> SendStatus {
+        match self.sids.get(sid) {
+            Some(conn) => self.send_on(conn.key, message),
+            None => SendStatus::NoSuchSession,
+        }
+    }
+
+    fn broadcast(&mut self, message: &Message) -> usize {
+        let header = FrameHeader::new(true, Opcode::Data(message.opcode()), message.len() as u64);
+        let mut bytes = Vec::with_capacity(header.encode().as_bytes().len() + message.len());
+        bytes.extend_from_slice(header.encode().as_bytes());
+        bytes.extend_from_slice(message.as_bytes());
+        let frame: Arc<[u8]> = Arc::from(bytes);
+        let mut queued = 0;
+        let mut slow = Vec::new();
+        let keys: Vec<usize> = self.sids.values().map(|c| c.key).collect();
+        for key in keys {
+            if self.over_mark(key) {
+                slow.push(key);
+                continue;
+            }
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            let Phase::WebSocket { session, .. } = &conn.phase else {
+                continue;
+            };
+            if session.can_send() {
+                conn.queue.push_shared(frame.clone());
+                self.dirty.push(key);
+                queued += 1;
+            }
+        }
+        for key in slow {
+            self.close_slow(key);
+        }
+        log::debug!("broadcast {} bytes to {queued} sessions", message.len());
+        queued
+    }
+
+    fn close_sid(&mut self, sid: &str, code: CloseCode, reason: &str) -> bool {
+        let Some(conn_ref) = self.sids.get(sid).copied() else {
+            return false;
+        };
+        let Some(conn) = self.conns.get_mut(conn_ref.key) else {
+            return false;
+        };
+        let Some(session) = conn.session_mut() else {
+            return false;
+        };
+        if session.close(code, reason).is_err() {
+            return false;
+        }
+        conn.set_reason(CloseReason::ByServer {
+            close: crate::close::CloseFrame::new(code, reason),
+            answered: false,
+        });
+        self.touch(conn_ref.key);
+        true
+    }
+
+    fn is_open(&self, sid: &str) -> bool {
+        self.sids.contains_key(sid)
+    }
+
+    fn sids(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        Box::new(self.sids.keys().map(|s| &**s))
+    }
+
+    fn session_count(&self) -> usize {
+        self.sids.len()
+    }
+
+    fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        log::info!("shutting down: closing {} sessions", self.sids.len());
+        self.shutdown_deadline = Some(self.now + self.config.close_timeout);
+        let keys: Vec<usize> = self.sids.values().map(|c| c.key).collect();
+        for key in keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.set_reason(CloseReason::Shutdown);
+                if let Some(session) = conn.session_mut() {
+                    let _ = session.close(CloseCode::GoingAway, "server shutdown");
+                }
+                self.touch(key);
             }
         }
     }

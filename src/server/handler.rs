@@ -12,7 +12,6 @@ use crate::error::ProtocolError;
 use crate::handshake::Request;
 use crate::session::Message;
 
-use super::event_loop::Core;
 use super::handle::Handle;
 
 /// The application's callbacks. They run on the event loop's thread, one at a time; a
@@ -239,10 +238,26 @@ impl HttpResponse {
 /// Sends are queued and written together when the callback returns (one `writev` per
 /// connection for everything a callback sent it).
 pub struct Context<'a> {
-    pub(crate) core: &'a mut Core,
+    core: &'a mut dyn Ops,
 }
 
-impl Context<'_> {
+/// The loop's side of a [`Context`] (implemented by the loop's core, whatever its transport).
+pub(crate) trait Ops {
+    fn send_to_sid(&mut self, sid: &str, message: Message) -> SendStatus;
+    fn broadcast(&mut self, message: &Message) -> usize;
+    fn close_sid(&mut self, sid: &str, code: CloseCode, reason: &str) -> bool;
+    fn is_open(&self, sid: &str) -> bool;
+    fn sids(&self) -> Box<dyn Iterator<Item = &str> + '_>;
+    fn session_count(&self) -> usize;
+    fn handle(&self) -> Handle;
+    fn begin_shutdown(&mut self);
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(core: &'a mut dyn Ops) -> Self {
+        Context { core }
+    }
+
     /// Send a message to one session.
     pub fn send(&mut self, sid: &str, message: impl Into<Message>) -> SendStatus {
         self.core.send_to_sid(sid, message.into())

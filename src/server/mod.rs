@@ -9,6 +9,7 @@
 //! | `event_loop.rs` | the loop: accept, read, dispatch, write, timers, shutdown |
 //! | `connection.rs` | one connection's phase, write queue and deadlines |
 //! | `timer.rs` | deadlines in a heap, so a wake-up never scans every connection |
+//! | `transport.rs` | the seam to sockets and the poller (mio, or in-memory pipes) |
 //!
 //! The protocol itself lives in the sans-I/O core ([`crate::session`],
 //! [`crate::handshake`]); this layer only moves bytes between sockets and sessions, keeps
@@ -26,6 +27,7 @@ mod handle;
 mod handler;
 pub mod route;
 mod timer;
+mod transport;
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
