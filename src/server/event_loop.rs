@@ -111,14 +111,7 @@ impl EventLoop {
         self.core.handle.set_loop_thread();
         log::info!("listening on {}", self.local_addr()?);
         let result = self.run_loop(&mut handler);
-        // Whatever ended the loop, every open session still gets its on_close.
-        let keys: Vec<usize> = self.core.conns.iter().map(|(k, _)| k).collect();
-        for key in keys {
-            if let Some(conn) = self.core.conns.get_mut(key) {
-                conn.set_reason(CloseReason::Shutdown);
-            }
-            self.core.remove(&mut handler, key);
-        }
+        self.core.close_all(&mut handler);
         self.core.handle.mark_stopped();
         log::info!("server stopped");
         result
@@ -160,12 +153,7 @@ impl EventLoop {
                 }
                 self.core.flush_dirty(handler);
             }
-            for conn in std::mem::take(&mut self.core.read_again) {
-                if self.core.is_current(conn) {
-                    self.read(handler, conn.key);
-                }
-            }
-            self.core.flush_dirty(handler);
+            self.core.read_again(handler, &mut self.read_buf);
             if self
                 .core
                 .accept_paused_until
@@ -176,22 +164,12 @@ impl EventLoop {
             }
             self.core.fire_timers(handler);
             self.core.flush_dirty(handler);
-            if let Some(deadline) = self.core.shutdown_deadline {
-                if self.listening {
-                    self.poll.registry().deregister(&mut self.listener)?;
-                    self.listening = false;
-                }
-                self.core.drop_unopened(handler);
-                if self.core.conns.is_empty() {
-                    return Ok(());
-                }
-                if self.core.now >= deadline {
-                    log::info!(
-                        "shutdown: {} connections did not close in time",
-                        self.core.conns.len()
-                    );
-                    return Ok(());
-                }
+            if self.core.shutdown_deadline.is_some() && self.listening {
+                self.poll.registry().deregister(&mut self.listener)?;
+                self.listening = false;
+            }
+            if self.core.shutdown_step(handler) {
+                return Ok(());
             }
         }
     }
@@ -373,8 +351,12 @@ impl<R: Reactor> Core<R> {
         self.handle.set_session_count(self.sids.len());
     }
 
-    /// During shutdown: drop connections that never opened a session.
-    fn drop_unopened<H: Handler>(&mut self, handler: &mut H) {
+    /// While shutting down: drop connections that never opened a session; true once the
+    /// loop may stop (every connection gone, or the close timeout over).
+    pub(crate) fn shutdown_step<H: Handler>(&mut self, handler: &mut H) -> bool {
+        let Some(deadline) = self.shutdown_deadline else {
+            return false;
+        };
         let unopened: Vec<usize> = self
             .conns
             .iter()
@@ -384,6 +366,39 @@ impl<R: Reactor> Core<R> {
         for key in unopened {
             self.remove(handler, key);
         }
+        if self.conns.is_empty() {
+            return true;
+        }
+        if self.now >= deadline {
+            log::info!(
+                "shutdown: {} connections did not close in time",
+                self.conns.len()
+            );
+            return true;
+        }
+        false
+    }
+
+    /// The loop is over: every connection goes, and every open session gets its on_close.
+    pub(crate) fn close_all<H: Handler>(&mut self, handler: &mut H) {
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.set_reason(CloseReason::Shutdown);
+            }
+            self.remove(handler, key);
+        }
+    }
+
+    /// Continue reading the connections whose read budget ran out (or whose reading resumed
+    /// after backpressure), then flush.
+    pub(crate) fn read_again<H: Handler>(&mut self, handler: &mut H, buf: &mut [u8]) {
+        for conn in std::mem::take(&mut self.read_again) {
+            if self.is_current(conn) {
+                self.read(handler, conn.key, buf);
+            }
+        }
+        self.flush_dirty(handler);
     }
 
     pub(crate) fn mark_dirty(&mut self, key: usize) {
@@ -749,7 +764,7 @@ impl<R: Reactor> Core<R> {
         self.touch(key);
     }
 
-    fn run_command<H: Handler>(&mut self, handler: &mut H, command: Command) {
+    pub(crate) fn run_command<H: Handler>(&mut self, handler: &mut H, command: Command) {
         let _ = handler;
         match command {
             Command::Send(sid, message) => {
@@ -819,7 +834,7 @@ impl<R: Reactor> Core<R> {
         Some(next.saturating_duration_since(Instant::now()))
     }
 
-    fn fire_timers<H: Handler>(&mut self, handler: &mut H) {
+    pub(crate) fn fire_timers<H: Handler>(&mut self, handler: &mut H) {
         while let Some((at, conn_ref)) = self.timers.pop_due(self.now) {
             let Some(conn) = self.conns.get_mut(conn_ref.key) else {
                 continue;
@@ -883,6 +898,65 @@ impl<R: Reactor> Core<R> {
                 conn.set_reason(CloseReason::CloseTimeout);
                 self.remove(handler, key);
             }
+        }
+    }
+}
+
+/// For the simulator: the clock, and the invariants the fuzzer checks after every step.
+#[cfg(any(test, feature = "fuzzing"))]
+impl<R: Reactor> Core<R> {
+    pub(crate) fn set_now(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    pub(crate) fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutdown_deadline.is_some()
+    }
+
+    /// Panics if the loop's books disagree.
+    pub(crate) fn check_invariants(&self) {
+        // The sid map and the slab agree, both ways.
+        for (sid, conn_ref) in &self.sids {
+            let conn = self
+                .conns
+                .get(conn_ref.key)
+                .unwrap_or_else(|| panic!("sid {sid} points to an empty slot"));
+            assert_eq!(
+                conn.generation, conn_ref.generation,
+                "sid {sid}: stale slot"
+            );
+            assert!(conn.registered, "sid {sid}: connection not registered");
+            assert_eq!(
+                conn.sid().map(|s| &**s),
+                Some(&**sid),
+                "sid {sid}: wrong connection"
+            );
+        }
+        let registered = self.conns.iter().filter(|(_, c)| c.registered).count();
+        assert_eq!(
+            registered,
+            self.sids.len(),
+            "registered connections missing from the map"
+        );
+        assert_eq!(self.handle.session_count(), self.sids.len());
+        // The connection counts add up.
+        assert_eq!(self.counted + self.refusing, self.conns.len());
+        assert!(self.counted <= self.config.max_connections);
+        // Memory per connection is bounded: the queue can exceed the mark by at most one
+        // message (accepted while under it) plus the control frames and HTTP answers after.
+        let bound = self.config.max_queued_bytes + self.config.session.max_message_size + 64 * 1024;
+        for (key, conn) in &self.conns {
+            assert!(
+                conn.queue.len() <= bound,
+                "connection {key}: {} bytes queued",
+                conn.queue.len()
+            );
+            // Every live connection has a deadline queued.
+            assert!(conn.timer_at.is_some(), "connection {key} has no deadline");
         }
     }
 }

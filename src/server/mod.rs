@@ -10,6 +10,7 @@
 //! | `connection.rs` | one connection's phase, write queue and deadlines |
 //! | `timer.rs` | deadlines in a heap, so a wake-up never scans every connection |
 //! | `transport.rs` | the seam to sockets and the poller (mio, or in-memory pipes) |
+//! | `sim.rs` | the same loop over in-memory pipes and a manual clock, for fuzzing (feature `fuzzing`) |
 //!
 //! The protocol itself lives in the sans-I/O core ([`crate::session`],
 //! [`crate::handshake`]); this layer only moves bytes between sockets and sessions, keeps
@@ -26,6 +27,9 @@ mod event_loop;
 mod handle;
 mod handler;
 pub mod route;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod sim;
 mod timer;
 mod transport;
 
