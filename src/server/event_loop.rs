@@ -308,6 +308,13 @@ impl<R: Reactor> Core<R> {
         self.schedule(key);
     }
 
+    /// The slab key of the session for `sid`, checked against the slot's generation so that
+    /// a reused slot never gets what was meant for its previous occupant.
+    fn lookup(&self, sid: &str) -> Option<usize> {
+        let conn = *self.sids.get(sid)?;
+        self.is_current(conn).then_some(conn.key)
+    }
+
     fn is_current(&self, conn: ConnRef) -> bool {
         self.conns
             .get(conn.key)
@@ -964,8 +971,8 @@ impl<R: Reactor> Core<R> {
 /// What a handler's [`Context`] can do, on any transport.
 impl<R: Reactor> Ops for Core<R> {
     fn send_to_sid(&mut self, sid: &str, message: Message) -> SendStatus {
-        match self.sids.get(sid) {
-            Some(conn) => self.send_on(conn.key, message),
+        match self.lookup(sid) {
+            Some(key) => self.send_on(key, message),
             None => SendStatus::NoSuchSession,
         }
     }
@@ -1004,12 +1011,10 @@ impl<R: Reactor> Ops for Core<R> {
     }
 
     fn close_sid(&mut self, sid: &str, code: CloseCode, reason: &str) -> bool {
-        let Some(conn_ref) = self.sids.get(sid).copied() else {
+        let Some(key) = self.lookup(sid) else {
             return false;
         };
-        let Some(conn) = self.conns.get_mut(conn_ref.key) else {
-            return false;
-        };
+        let conn = &mut self.conns[key];
         let Some(session) = conn.session_mut() else {
             return false;
         };
@@ -1020,7 +1025,7 @@ impl<R: Reactor> Ops for Core<R> {
             close: crate::close::CloseFrame::new(code, reason),
             answered: false,
         });
-        self.touch(conn_ref.key);
+        self.touch(key);
         true
     }
 
