@@ -142,13 +142,7 @@ fn a_request_and_its_first_frame_in_one_write() {
     let mut bytes = upgrade_request("/ws/eager", "").into_bytes();
     bytes.extend(masked(0x81, b"early"));
     s.write_all(&bytes).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101 "));
+    assert!(read_head(&mut s).starts_with(b"HTTP/1.1 101 "));
     assert_eq!(read_frame(&mut s), (0x81, b"early".to_vec()));
     assert_eq!(server.next(), Seen::Open("eager".into()));
     assert_eq!(

@@ -181,15 +181,21 @@ pub fn raw_session_head(server: &TestServer, sid: &str) -> (TcpStream, String) {
     s.set_read_timeout(Some(WAIT)).unwrap();
     s.write_all(upgrade_request(&format!("/ws/{sid}"), "").as_bytes())
         .unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with(b"HTTP/1.1 101 "));
+    assert_eq!(server.next(), Seen::Open(sid.into()));
+    (s, String::from_utf8(head).unwrap())
+}
+
+/// Read an HTTP response head, byte by byte so that nothing after it is consumed.
+pub fn read_head(s: &mut TcpStream) -> Vec<u8> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         s.read_exact(&mut byte).unwrap();
         head.push(byte[0]);
     }
-    assert!(head.starts_with(b"HTTP/1.1 101 "));
-    assert_eq!(server.next(), Seen::Open(sid.into()));
-    (s, String::from_utf8(head).unwrap())
+    head
 }
 
 /// Read one unmasked server frame: (first byte, payload).
