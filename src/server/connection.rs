@@ -20,6 +20,9 @@ use super::handler::CloseReason;
 /// their own chunk: one copy of a small payload is cheaper than one more iovec.
 const COALESCE_MAX: usize = 1024;
 
+/// Payload buffers at least this large are worth keeping for reuse.
+const SPARE_MIN: usize = crate::session::LARGE_FRAME;
+
 /// How many chunks one `writev` takes at most.
 const MAX_IOVECS: usize = 64;
 
@@ -102,7 +105,15 @@ impl WriteQueue {
     }
 
     /// Write as much as the socket takes. `Ok(true)` when the queue is empty.
-    pub(crate) fn flush(&mut self, socket: &mut impl Write) -> io::Result<bool> {
+    ///
+    /// A large payload written in full is offered back through `spare` (kept if larger
+    /// than the one there), so that the loop can reuse its memory for the next large
+    /// message instead of unmapping it and faulting in fresh pages.
+    pub(crate) fn flush(
+        &mut self,
+        socket: &mut impl Write,
+        spare: &mut Option<Vec<u8>>,
+    ) -> io::Result<bool> {
         while self.len > 0 {
             let mut slices: [IoSlice<'_>; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
             let mut n = 0;
@@ -115,19 +126,25 @@ impl WriteQueue {
                 });
                 n += 1;
             }
-            let written = match socket.write_vectored(&slices[..n]) {
+            // One slice (the usual coalesced buffer) is a plain send: writev costs more.
+            let result = if n == 1 {
+                socket.write(&slices[0])
+            } else {
+                socket.write_vectored(&slices[..n])
+            };
+            let written = match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => written,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            self.advance(written);
+            self.advance(written, spare);
         }
         Ok(true)
     }
 
-    fn advance(&mut self, mut written: usize) {
+    fn advance(&mut self, mut written: usize, spare: &mut Option<Vec<u8>>) {
         self.len -= written;
         while written > 0 {
             let Some(front) = self.chunks.front() else {
@@ -137,7 +154,12 @@ impl WriteQueue {
             if written >= left {
                 written -= left;
                 self.front_written = 0;
-                self.chunks.pop_front();
+                if let Some(Chunk::Payload(payload)) = self.chunks.pop_front() {
+                    let bigger = !matches!(spare, Some(s) if s.capacity() >= payload.capacity());
+                    if payload.capacity() >= SPARE_MIN && bigger {
+                        *spare = Some(payload);
+                    }
+                }
             } else {
                 self.front_written += written;
                 written = 0;
@@ -325,14 +347,17 @@ mod tests {
             limit: 7,
             calls: 3,
         };
-        assert!(!q.flush(&mut w).unwrap(), "blocked before the end");
+        assert!(
+            !q.flush(&mut w, &mut None).unwrap(),
+            "blocked before the end"
+        );
         assert_eq!(q.len(), expected.len() - 21);
         // Bytes pushed while partly written still go after everything else.
         q.push_copy(b"!");
         expected.push(b'!');
         w.calls = usize::MAX;
         w.limit = 1000;
-        assert!(q.flush(&mut w).unwrap());
+        assert!(q.flush(&mut w, &mut None).unwrap());
         assert_eq!(w.out, expected);
         assert!(q.is_empty());
     }

@@ -77,6 +77,9 @@ pub(crate) struct Core<R: Reactor> {
     shutdown_deadline: Option<Instant>,
     accept_paused_until: Option<Instant>,
     now: Instant,
+    /// The buffer of a large payload already written, kept for the next large message
+    /// (see [`Session::receive_with_spare`]); at most one, of at most `max_message_size`.
+    spare: Option<Vec<u8>>,
 }
 
 impl EventLoop {
@@ -144,7 +147,9 @@ impl EventLoop {
                     Token(t) => {
                         let key = t - FIRST_CONNECTION;
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.read(handler, key);
+                            // A FIN (or an error) is seen only by reading until the end.
+                            let drain = event.is_read_closed() || event.is_error();
+                            self.core.read(handler, key, &mut self.read_buf, drain);
                         }
                         if event.is_writable() || event.is_write_closed() {
                             self.core.mark_dirty(key);
@@ -197,10 +202,6 @@ impl EventLoop {
             }
         }
     }
-
-    fn read<H: Handler>(&mut self, handler: &mut H, key: usize) {
-        self.core.read(handler, key, &mut self.read_buf);
-    }
 }
 
 impl<R: Reactor> Core<R> {
@@ -220,13 +221,26 @@ impl<R: Reactor> Core<R> {
             shutdown_deadline: None,
             accept_paused_until: None,
             now: Instant::now(),
+            spare: None,
         }
     }
 
     // ----- Connections -------------------------------------------------------------------
 
-    /// Read until `WouldBlock`, the budget, or the end of the connection.
-    pub(crate) fn read<H: Handler>(&mut self, handler: &mut H, key: usize, buf: &mut [u8]) {
+    /// Read until the socket is empty, the budget is spent, or the connection ends.
+    ///
+    /// A read shorter than the buffer means the socket was empty a moment ago, and new data
+    /// raises a new readiness event; so unless `drain` is set, the loop stops there instead
+    /// of paying one more `recv` just to see `WouldBlock` (a syscall per message on a
+    /// request/response connection). `drain` is set when that event will not come: the
+    /// event also reported the peer's FIN or an error, or reading resumes after a pause.
+    pub(crate) fn read<H: Handler>(
+        &mut self,
+        handler: &mut H,
+        key: usize,
+        buf: &mut [u8],
+        drain: bool,
+    ) {
         let max_queued = self.config.max_queued_bytes;
         for _ in 0..READ_BUDGET {
             let Some(conn) = self.conns.get_mut(key) else {
@@ -256,6 +270,9 @@ impl<R: Reactor> Core<R> {
             conn.last_read = self.now;
             conn.ping_sent_at = None;
             self.on_data(handler, key, &buf[..n]);
+            if n < buf.len() && !drain {
+                return;
+            }
         }
         if let Some(conn) = self.conns.get(key) {
             let generation = conn.generation;
@@ -402,7 +419,7 @@ impl<R: Reactor> Core<R> {
     pub(crate) fn read_again<H: Handler>(&mut self, handler: &mut H, buf: &mut [u8]) {
         for conn in std::mem::take(&mut self.read_again) {
             if self.is_current(conn) {
-                self.read(handler, conn.key, buf);
+                self.read(handler, conn.key, buf, true);
             }
         }
         self.flush_dirty(handler);
@@ -438,7 +455,7 @@ impl<R: Reactor> Core<R> {
                 }
             }
             Phase::WebSocket { session, .. } => {
-                let result = session.receive(data);
+                let result = session.receive_with_spare(data, &mut self.spare);
                 // The message deadline runs from the first byte of an unfinished message.
                 if !session.is_mid_message() {
                     conn.message_since = None;
@@ -465,7 +482,7 @@ impl<R: Reactor> Core<R> {
             session.receive_eof();
         }
         // Last chance for what is queued (the peer may only have half-closed).
-        let _ = conn.queue.flush(&mut conn.socket);
+        let _ = conn.queue.flush(&mut conn.socket, &mut self.spare);
         self.remove(handler, key);
     }
 
@@ -672,7 +689,14 @@ impl<R: Reactor> Core<R> {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let flushed = conn.queue.flush(&mut conn.socket);
+        let flushed = conn.queue.flush(&mut conn.socket, &mut self.spare);
+        if self
+            .spare
+            .as_ref()
+            .is_some_and(|s| s.capacity() > self.config.session.max_message_size)
+        {
+            self.spare = None; // never keep more than one message's worth
+        }
         if conn.read_paused && conn.queue.len() < self.config.max_queued_bytes {
             // Below the mark again: read what the client sent meanwhile.
             conn.read_paused = false;
@@ -749,7 +773,7 @@ impl<R: Reactor> Core<R> {
         if conn.queue.len() < max {
             return false;
         }
-        let _ = conn.queue.flush(&mut conn.socket);
+        let _ = conn.queue.flush(&mut conn.socket, &mut self.spare);
         conn.queue.len() >= max
     }
 

@@ -89,6 +89,8 @@ pub struct ServerConfig {
     /// Default 5 s: a live client answers in one round trip.
     pub close_timeout: Duration,
     /// Size of the one read buffer the loop shares among all connections. Default 64 KiB.
+    /// (The loop also keeps the buffer of the last large payload it wrote, at most one
+    /// message's worth, so that the next large message reuses memory already mapped.)
     pub read_buffer_size: usize,
 }
 

@@ -221,7 +221,8 @@ impl<H: Handler> Sim<H> {
     /// The server reads what is waiting for it (a readiness event).
     fn readable(&mut self, client: usize) {
         if let Some(key) = self.live_key(client) {
-            self.core.read(&mut self.handler, key, &mut self.read_buf);
+            self.core
+                .read(&mut self.handler, key, &mut self.read_buf, true);
         }
         self.settle();
     }

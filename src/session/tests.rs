@@ -718,3 +718,42 @@ fn the_failing_close_is_written_even_if_tcp_ended_before_the_events_were_taken()
         &failing_close(ProtocolError::ReservedOpcode(3))[..]
     );
 }
+
+#[test]
+fn a_large_frame_takes_the_spare_buffer_and_a_small_one_does_not() {
+    let mut spare = Some(Vec::with_capacity(1 << 20));
+    let mut s = server();
+    s.receive_with_spare(&client_frame(0x2, true, &[1u8; 100]), &mut spare)
+        .unwrap();
+    assert!(spare.is_some(), "a small frame leaves the spare alone");
+    let big = vec![5u8; LARGE_FRAME];
+    s.receive_with_spare(&client_frame(0x2, true, &big), &mut spare)
+        .unwrap();
+    assert!(spare.is_none(), "a large frame took it");
+    assert_eq!(events(&mut s), [binary(&[1u8; 100]), binary(&big)]);
+    // The message handed out is the spare itself, ready to be recycled again.
+    let mut s = server();
+    let mut spare = Some(Vec::with_capacity(1 << 20));
+    s.receive_with_spare(&client_frame(0x2, true, &big), &mut spare)
+        .unwrap();
+    match s.next_event() {
+        Some(Event::Message(Message::Binary(bytes))) => {
+            assert_eq!(bytes, big);
+            assert!(bytes.capacity() >= 1 << 20);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_spare_keeps_the_fragments_already_received() {
+    let mut s = server();
+    let mut spare = Some(Vec::with_capacity(1 << 20));
+    s.receive(&client_frame(0x2, false, b"head")).unwrap();
+    let big = vec![9u8; LARGE_FRAME];
+    s.receive_with_spare(&client_frame(0x0, true, &big), &mut spare)
+        .unwrap();
+    let mut expected = b"head".to_vec();
+    expected.extend_from_slice(&big);
+    assert_eq!(events(&mut s), [binary(&expected)]);
+}
