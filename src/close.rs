@@ -129,6 +129,16 @@ impl fmt::Display for CloseCode {
 pub const MAX_REASON_LEN: usize = 123;
 
 /// What a Close frame said: a status code and a UTF-8 reason.
+///
+/// ```
+/// use wsloop::close::{close_payload, CloseFrame};
+/// use wsloop::{CloseCode, ProtocolError};
+/// let payload = close_payload(CloseCode::GoingAway, "restart").unwrap();
+/// assert_eq!(&payload[..2], &1001u16.to_be_bytes());
+/// assert_eq!(CloseFrame::parse(&payload).unwrap().reason, "restart");
+/// // 1005 is for reporting only: receiving it is a protocol error (§7.4.1).
+/// assert_eq!(CloseFrame::parse(&1005u16.to_be_bytes()), Err(ProtocolError::InvalidCloseCode(1005)));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseFrame {
     /// The status code; [`CloseCode::NoStatusReceived`] when the frame had no payload.

@@ -110,6 +110,22 @@ impl Opcode {
 pub const MAX_HEADER_LEN: usize = 14;
 
 /// A decoded (or to be encoded) frame header.
+///
+/// ```
+/// use wsloop::frame::{DataOpcode, Decoded, FrameHeader, Opcode};
+/// // RFC 6455 §5.7: a masked "Hello" from a client.
+/// let bytes = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+/// let Ok(Decoded::Header(header, len)) = FrameHeader::decode(&bytes) else { panic!() };
+/// assert_eq!(len, 6);
+/// assert!(header.fin);
+/// assert_eq!(header.opcode, Opcode::Data(DataOpcode::Text));
+/// assert_eq!(header.mask, Some([0x37, 0xfa, 0x21, 0x3d]));
+/// assert_eq!(header.payload_len, 5);
+/// // Encoding gives the same 6 bytes back.
+/// assert_eq!(header.encode().as_bytes(), &bytes[..6]);
+/// // Two bytes are not enough to know a masked header's length: ask for the rest.
+/// assert_eq!(FrameHeader::decode(&bytes[..2]), Ok(Decoded::NeedMore(4)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
     /// FIN: this is the final fragment of a message.

@@ -16,6 +16,19 @@
 pub struct InvalidUtf8;
 
 /// Validates a byte stream that arrives in pieces.
+///
+/// ```
+/// use wsloop::utf8::{InvalidUtf8, Utf8Validator};
+/// let euro = "€".as_bytes(); // three bytes
+/// let mut v = Utf8Validator::new();
+/// v.feed(&euro[..1]).unwrap(); // a code point may be split anywhere
+/// v.feed(&euro[1..]).unwrap();
+/// assert_eq!(v.finish(), Ok(()));
+/// // A surrogate fails at its second byte, before the frame is over.
+/// let mut v = Utf8Validator::new();
+/// v.feed(b"\xed").unwrap();
+/// assert_eq!(v.feed(b"\xa0"), Err(InvalidUtf8));
+/// ```
 #[derive(Debug, Default, Clone)]
 pub struct Utf8Validator {
     /// The leading bytes of a code point cut off by the end of the last piece.

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The end-to-end benchmark of wsloop against tungstenite, tokio-tungstenite, fastwebsockets
+# and a raw TCP echo. Builds this package in release into target/e2e (under the repository's
+# ignored /target), runs every row, and writes BENCHMARKS.md at the repository root.
+#
+#   bash benches/e2e/run.sh                 # 5 runs of 1.5 s per row and server (~6 minutes)
+#   bash benches/e2e/run.sh --only 1,4      # some rows; also --reps N, --secs S, --out PATH
+#
+# Needs Linux, `taskset` and two CPUs: servers run on core 0, the load generator on core 1.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+cargo build --release --manifest-path benches/e2e/Cargo.toml --target-dir target/e2e --bins
+E2E_COMMAND="bash benches/e2e/run.sh${*:+ $*}" exec target/e2e/release/driver "$@"

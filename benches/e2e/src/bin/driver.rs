@@ -1,0 +1,1071 @@
+//! The driver: runs every row against every server and writes `BENCHMARKS.md`.
+//!
+//! ```text
+//! driver [--reps 5] [--secs 1.5] [--only 1,4,7a] [--out PATH]
+//! ```
+//!
+//! Normally started by `benches/e2e/run.sh`, which builds the package first. For each row,
+//! each repetition and each server (servers interleaved, so that a burst of noise on this
+//! shared machine hits them alike) it starts the server pinned to core 0 with
+//! `taskset -c 0`, waits for its `ready` line, runs the load generator pinned to core 1, and
+//! kills the server. Each figure is the median of the repetitions.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use wsloop_e2e::{proc_rss_kib, Args};
+
+/// The peers a Rust user would otherwise pick; ratios are to the best of them.
+const PEERS: [&str; 3] = ["tungstenite", "tokio-tungstenite", "fastwebsockets"];
+/// Every column of the table, in order.
+const SERVERS: [&str; 5] = [
+    "wsloop",
+    "tungstenite",
+    "tokio-tungstenite",
+    "fastwebsockets",
+    "raw-tcp",
+];
+const WEBSOCKET: [&str; 4] = [
+    "wsloop",
+    "tungstenite",
+    "tokio-tungstenite",
+    "fastwebsockets",
+];
+
+#[derive(Clone, Copy)]
+enum Unit {
+    /// Per second, shown with k/M.
+    Rate,
+    MegabytesPerSecond,
+    Micros,
+    Millis,
+    Kib,
+}
+
+struct Metric {
+    key: &'static str,
+    label: &'static str,
+    unit: Unit,
+    higher_is_better: bool,
+}
+
+/// One run's figures (the load generator's JSON object), or why it failed.
+type Run = Result<Map<String, Value>, String>;
+/// Every run, by (row, server).
+type Results = BTreeMap<(String, String), Vec<Run>>;
+
+struct Bench {
+    id: &'static str,
+    title: String,
+    /// The load generator's subcommand.
+    sub: &'static str,
+    args: Vec<String>,
+    servers: Vec<&'static str>,
+    metrics: Vec<Metric>,
+    /// At most this many runs (the 10,000-connection rows are slow to set up, and memory
+    /// does not depend on the noise).
+    max_reps: usize,
+}
+
+const PER_CORE_MESSAGES: &str = "messages per server CPU-second";
+
+fn metric(key: &'static str, label: &'static str, unit: Unit, higher: bool) -> Metric {
+    Metric {
+        key,
+        label,
+        unit,
+        higher_is_better: higher,
+    }
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+fn benches() -> Vec<Bench> {
+    use Unit::*;
+    vec![
+        Bench {
+            id: "1",
+            title: "echo, 100 connections × 64 B, 16 in flight per connection".into(),
+            sub: "echo",
+            args: strings(&["--conns", "100", "--size", "64", "--inflight", "16"]),
+            servers: SERVERS.to_vec(),
+            metrics: vec![
+                metric("msgs_per_s", "messages/s", Rate, true),
+                metric("msgs_per_s_per_core", PER_CORE_MESSAGES, Rate, true),
+            ],
+            max_reps: usize::MAX,
+        },
+        Bench {
+            id: "2",
+            title: "echo, 500 connections × 16 KiB, 1 in flight per connection".into(),
+            sub: "echo",
+            args: strings(&["--conns", "500", "--size", "16384", "--inflight", "1"]),
+            servers: SERVERS.to_vec(),
+            metrics: vec![
+                metric("msgs_per_s", "messages/s", Rate, true),
+                metric("msgs_per_s_per_core", PER_CORE_MESSAGES, Rate, true),
+            ],
+            max_reps: usize::MAX,
+        },
+        Bench {
+            id: "3",
+            title: "echo, 1 connection × 16 MiB, 1 in flight".into(),
+            sub: "echo",
+            args: strings(&["--conns", "1", "--size", "16777216", "--inflight", "1"]),
+            servers: SERVERS.to_vec(),
+            metrics: vec![
+                metric("mb_per_s", "MB/s echoed", MegabytesPerSecond, true),
+                metric(
+                    "mb_per_s_per_core",
+                    "MB echoed per server CPU-second",
+                    MegabytesPerSecond,
+                    true,
+                ),
+            ],
+            max_reps: usize::MAX,
+        },
+        Bench {
+            id: "4",
+            title: "latency, 50 connections, 1 × 128 B in flight each".into(),
+            sub: "echo",
+            args: strings(&[
+                "--conns",
+                "50",
+                "--size",
+                "128",
+                "--inflight",
+                "1",
+                "--latency",
+            ]),
+            servers: SERVERS.to_vec(),
+            metrics: vec![
+                metric("p50_us", "p50 µs", Micros, false),
+                metric("p99_us", "p99 µs", Micros, false),
+                metric("p999_us", "p99.9 µs", Micros, false),
+            ],
+            max_reps: usize::MAX,
+        },
+        Bench {
+            id: "5",
+            title: "handshakes (connect, upgrade, Close handshake, TCP close), 32 at a time".into(),
+            sub: "handshakes",
+            args: strings(&["--conc", "32"]),
+            servers: WEBSOCKET.to_vec(),
+            metrics: vec![
+                metric("per_s", "handshakes/s", Rate, true),
+                metric(
+                    "per_s_per_core",
+                    "handshakes per server CPU-second",
+                    Rate,
+                    true,
+                ),
+            ],
+            max_reps: usize::MAX,
+        },
+        Bench {
+            id: "6",
+            title: "idle memory: server RSS growth per connection, 10,000 idle connections".into(),
+            sub: "idle",
+            args: strings(&["--conns", "10000"]),
+            servers: SERVERS.to_vec(),
+            metrics: vec![metric("kib_per_conn", "KiB per connection", Kib, false)],
+            max_reps: 3,
+        },
+        Bench {
+            id: "7a",
+            title:
+                "broadcast fan-out: one 64 B message to 10,000 sessions, until every client has it"
+                    .into(),
+            sub: "fanout",
+            args: strings(&["--conns", "10000", "--rounds", "10"]),
+            servers: vec!["wsloop"],
+            metrics: vec![metric("p50_ms", "ms (median of 10 rounds)", Millis, false)],
+            max_reps: 3,
+        },
+        Bench {
+            id: "7b",
+            title: "broadcast sustained to 1,000 sessions (64 B, 16 broadcasts outstanding)".into(),
+            sub: "broadcast",
+            args: strings(&["--conns", "1000", "--window", "16"]),
+            servers: vec!["wsloop"],
+            metrics: vec![
+                metric("msgs_per_s", "broadcasts/s", Rate, true),
+                metric("deliveries_per_s", "deliveries/s", Rate, true),
+                metric(
+                    "deliveries_per_s_per_core",
+                    "deliveries per server CPU-second",
+                    Rate,
+                    true,
+                ),
+            ],
+            max_reps: usize::MAX,
+        },
+    ]
+}
+
+struct Env {
+    bin_dir: PathBuf,
+    log_dir: PathBuf,
+    next_port: u16,
+    warmup_ms: u64,
+    duration_ms: u64,
+}
+
+impl Env {
+    fn bin(&self, name: &str) -> PathBuf {
+        self.bin_dir.join(name)
+    }
+
+    fn port(&mut self) -> u16 {
+        loop {
+            let port = self.next_port;
+            self.next_port = if port >= 30_000 { 21_000 } else { port + 1 };
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
+}
+
+fn main() {
+    let args = Args::parse(std::env::args().skip(1));
+    let reps: usize = args.num("reps", 5);
+    let secs: f64 = args.num("secs", 1.5);
+    let only: Option<Vec<String>> = args
+        .get("only")
+        .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest
+        .join("../..")
+        .canonicalize()
+        .expect("repository root");
+    let out = args
+        .get("out")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("BENCHMARKS.md"));
+    let command = std::env::var("E2E_COMMAND").unwrap_or_else(|_| {
+        std::iter::once("driver".to_string())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+
+    let bin_dir = std::env::current_exe()
+        .expect("own path")
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    let log_dir = bin_dir.join("e2e-logs");
+    let _ = std::fs::create_dir_all(&log_dir);
+    preflight(&bin_dir);
+
+    let mut env = Env {
+        bin_dir,
+        log_dir,
+        next_port: 21_000 + (std::process::id() % 4000) as u16,
+        warmup_ms: 500,
+        duration_ms: (secs * 1000.0) as u64,
+    };
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let started = Instant::now();
+    let benches: Vec<Bench> = benches()
+        .into_iter()
+        .filter(|b| only.as_ref().is_none_or(|o| o.iter().any(|x| x == b.id)))
+        .collect();
+    let mut results = Results::new();
+    for bench in &benches {
+        let reps = reps.min(bench.max_reps);
+        for rep in 0..reps {
+            for server in &bench.servers {
+                let result = run_one(&mut env, bench, server);
+                let shown = match &result {
+                    Ok(v) => bench
+                        .metrics
+                        .iter()
+                        .map(|m| format!("{}={}", m.key, v.get(m.key).unwrap_or(&Value::Null)))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    Err(e) => format!("FAILED: {e}"),
+                };
+                eprintln!(
+                    "[{:>5.0}s] row {} run {}/{} {server}: {shown}",
+                    started.elapsed().as_secs_f64(),
+                    bench.id,
+                    rep + 1,
+                    reps
+                );
+                results
+                    .entry((bench.id.to_string(), server.to_string()))
+                    .or_default()
+                    .push(result);
+            }
+        }
+    }
+    let took = started.elapsed().as_secs_f64();
+    let report = Report {
+        benches: &benches,
+        results: &results,
+        reps,
+        secs,
+        warmup_ms: env.warmup_ms,
+        took,
+        command: &command,
+        root: &root,
+        manifest,
+        loadavg: loadavg.trim(),
+    };
+    let markdown = report.markdown();
+    std::fs::write(&out, markdown).expect("write BENCHMARKS.md");
+    let json: Value = results
+        .iter()
+        .map(|((bench, server), runs)| {
+            let runs: Vec<Value> = runs
+                .iter()
+                .map(|r| match r {
+                    Ok(m) => Value::Object(m.clone()),
+                    Err(e) => serde_json::json!({ "error": e }),
+                })
+                .collect();
+            (format!("{bench}/{server}"), Value::Array(runs))
+        })
+        .collect::<Map<String, Value>>()
+        .into();
+    let json_path = env.bin_dir.join("e2e-results.json");
+    let _ = std::fs::write(&json_path, serde_json::to_string_pretty(&json).unwrap());
+    eprintln!(
+        "wrote {} (raw results: {}) in {took:.0} s",
+        out.display(),
+        json_path.display()
+    );
+}
+
+fn preflight(bin_dir: &Path) {
+    let ok = Command::new("taskset")
+        .args(["-c", "1", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("needs `taskset` (util-linux) and at least two CPUs (cores 0 and 1)");
+        std::process::exit(1);
+    }
+    for name in ["servers", "loadgen"] {
+        if !bin_dir.join(name).exists() {
+            eprintln!(
+                "{} is missing: build with benches/e2e/run.sh",
+                bin_dir.join(name).display()
+            );
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Lines of a child's stdout, through a channel (so that waiting for one can time out).
+fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn log_file(env: &Env, name: &str) -> Stdio {
+    std::fs::File::create(env.log_dir.join(name))
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null())
+}
+
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn run_one(env: &mut Env, bench: &Bench, server: &str) -> Run {
+    let addr = format!("127.0.0.1:{}", env.port());
+    let tag = format!("{}-{server}", bench.id);
+    let mut srv = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(env.bin("servers"))
+        .args([server, "--addr", &addr])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file(env, &format!("{tag}-server.log")))
+        .spawn()
+        .map_err(|e| format!("start server: {e}"))?;
+    let ready = lines_of(&mut srv).recv_timeout(Duration::from_secs(10));
+    if !ready.is_ok_and(|l| l.starts_with("ready")) {
+        stop(srv);
+        return Err("the server did not start".into());
+    }
+    let pid = srv.id();
+    let result = if bench.sub == "idle" {
+        run_idle(env, bench, server, &addr, pid)
+    } else {
+        run_loadgen(env, bench, server, &addr, pid)
+    };
+    let crashed = !matches!(srv.try_wait(), Ok(None));
+    stop(srv);
+    // Let the kernel finish with the old sockets before the next server starts.
+    std::thread::sleep(Duration::from_millis(300));
+    if crashed {
+        return Err("the server exited during the run".into());
+    }
+    result
+}
+
+fn loadgen_command(env: &Env, bench: &Bench, server: &str, addr: &str, pid: u32) -> Command {
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", "1"])
+        .arg(env.bin("loadgen"))
+        .arg(bench.sub)
+        .args(["--addr", addr, "--server-pid", &pid.to_string()])
+        .args(["--warmup-ms", &env.warmup_ms.to_string()])
+        .args(["--duration-ms", &env.duration_ms.to_string()])
+        .args(&bench.args)
+        .stdout(Stdio::piped())
+        .stderr(log_file(env, &format!("{}-{server}-loadgen.log", bench.id)));
+    if server == "raw-tcp" {
+        cmd.arg("--raw");
+    }
+    cmd
+}
+
+/// The load generator's JSON line, or its error.
+fn parse_result(line: &str) -> Run {
+    let value: Value =
+        serde_json::from_str(line).map_err(|e| format!("bad loadgen output {line:?}: {e}"))?;
+    let Value::Object(map) = value else {
+        return Err(format!("bad loadgen output {line:?}"));
+    };
+    match map.get("error") {
+        Some(e) => Err(e.as_str().unwrap_or("error").to_string()),
+        None => Ok(map),
+    }
+}
+
+fn run_loadgen(env: &Env, bench: &Bench, server: &str, addr: &str, pid: u32) -> Run {
+    let mut child = loadgen_command(env, bench, server, addr, pid)
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("start loadgen: {e}"))?;
+    let limit = Duration::from_millis(env.warmup_ms + env.duration_ms) + Duration::from_secs(150);
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if started.elapsed() > limit => {
+                stop(child);
+                return Err("the load generator timed out".into());
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("wait for loadgen: {e}")),
+        }
+    }
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = stdout.read_to_string(&mut out);
+    }
+    let mut map = parse_result(out.lines().last().unwrap_or(""))?;
+    // Rates per second of the server's CPU time: the per-core figure that survives a server
+    // not getting its whole core (a load-generator-bound row, or other processes).
+    let cpu = map.get("server_cpu").and_then(Value::as_f64).unwrap_or(0.0);
+    if cpu > 0.05 {
+        for key in ["msgs_per_s", "mb_per_s", "per_s", "deliveries_per_s"] {
+            if let Some(v) = map.get(key).and_then(Value::as_f64) {
+                map.insert(format!("{key}_per_core"), (v / cpu).into());
+            }
+        }
+    }
+    Ok(map)
+}
+
+/// Row 6: RSS before, open the connections, settle, RSS after.
+fn run_idle(env: &Env, bench: &Bench, server: &str, addr: &str, pid: u32) -> Run {
+    std::thread::sleep(Duration::from_millis(200));
+    let before = proc_rss_kib(pid).ok_or("cannot read the server's VmRSS")?;
+    let mut child = loadgen_command(env, bench, server, addr, pid)
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("start loadgen: {e}"))?;
+    let lines = lines_of(&mut child);
+    let first = lines.recv_timeout(Duration::from_secs(150));
+    let result = match first {
+        Ok(line) if line == "ready" => {
+            // Let the server finish whatever it does after a handshake.
+            std::thread::sleep(Duration::from_secs(1));
+            let after = proc_rss_kib(pid).ok_or("cannot read the server's VmRSS")?;
+            drop(child.stdin.take()); // the load generator checks its connections and exits
+            let last = lines
+                .recv_timeout(Duration::from_secs(60))
+                .map_err(|_| "no result from the load generator".to_string())?;
+            parse_result(&last).map(|mut map| {
+                let conns = map.get("conns").and_then(Value::as_f64).unwrap_or(1.0);
+                map.insert("rss_before_kib".into(), before.into());
+                map.insert("rss_after_kib".into(), after.into());
+                map.insert(
+                    "kib_per_conn".into(),
+                    ((after as f64 - before as f64) / conns).into(),
+                );
+                map
+            })
+        }
+        Ok(line) => parse_result(&line).and(Err(format!("unexpected output {line:?}"))),
+        Err(_) => Err("the load generator did not get its connections open".into()),
+    };
+    stop(child);
+    result
+}
+
+// ----- The report --------------------------------------------------------------------------
+
+/// Closer than this (as a fraction of the best peer's figure) is called a tie.
+const TIE: f64 = 0.03;
+
+enum Standing {
+    Leads,
+    Tie,
+    Behind,
+}
+
+/// How wsloop's figure `w` stands against the best peer's `b`.
+fn standing(w: f64, b: f64, higher_is_better: bool) -> Standing {
+    if (w / b - 1.0).abs() <= TIE {
+        Standing::Tie
+    } else if (w > b) == higher_is_better {
+        Standing::Leads
+    } else {
+        Standing::Behind
+    }
+}
+
+struct Report<'a> {
+    benches: &'a [Bench],
+    results: &'a Results,
+    reps: usize,
+    secs: f64,
+    warmup_ms: u64,
+    took: f64,
+    command: &'a str,
+    root: &'a Path,
+    manifest: &'a Path,
+    loadavg: &'a str,
+}
+
+fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    Some(if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    })
+}
+
+fn format_value(value: f64, unit: Unit) -> String {
+    match unit {
+        Unit::Rate if value >= 1e6 => format!("{:.2} M", value / 1e6),
+        Unit::Rate if value >= 1e4 => format!("{:.0} k", value / 1e3),
+        Unit::Rate if value >= 1e3 => format!("{:.1} k", value / 1e3),
+        Unit::Rate => format!("{value:.0}"),
+        Unit::MegabytesPerSecond => format!("{value:.0}"),
+        Unit::Micros => format!("{value:.0}"),
+        Unit::Millis => format!("{value:.1}"),
+        Unit::Kib => format!("{value:.2}"),
+    }
+}
+
+impl Report<'_> {
+    fn runs(&self, bench: &str, server: &str) -> &[Run] {
+        self.results
+            .get(&(bench.to_string(), server.to_string()))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    fn values(&self, bench: &str, server: &str, key: &str) -> Vec<f64> {
+        self.runs(bench, server)
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .filter_map(|m| m.get(key).and_then(Value::as_f64))
+            .collect()
+    }
+
+    fn median(&self, bench: &str, server: &str, key: &str) -> Option<f64> {
+        median(&mut self.values(bench, server, key))
+    }
+
+    fn failures(&self, bench: &str, server: &str) -> Vec<&str> {
+        self.runs(bench, server)
+            .iter()
+            .filter_map(|r| r.as_ref().err().map(String::as_str))
+            .collect()
+    }
+
+    fn best_peer(&self, bench: &Bench, m: &Metric) -> Option<(f64, &'static str)> {
+        PEERS
+            .iter()
+            .filter_map(|p| self.median(bench.id, p, m.key).map(|v| (v, *p)))
+            .reduce(|a, b| {
+                let b_better = if m.higher_is_better {
+                    b.0 > a.0
+                } else {
+                    b.0 < a.0
+                };
+                if b_better {
+                    b
+                } else {
+                    a
+                }
+            })
+    }
+
+    fn markdown(&self) -> String {
+        let mut md = String::new();
+        let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+        let rustc = command_output("rustc", &["-V"]);
+        let commit = command_output(
+            "git",
+            &[
+                "-C",
+                &self.root.to_string_lossy(),
+                "rev-parse",
+                "--short",
+                "HEAD",
+            ],
+        );
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let (cpu, cpus) = cpu_model();
+        let _ = writeln!(md, "# wsloop end-to-end benchmarks\n");
+        let _ = writeln!(
+            md,
+            "<!-- Generated by benches/e2e (the driver binary); do not edit by hand. -->\n"
+        );
+        let _ = writeln!(
+            md,
+            "Generated {date} by `{}` (the whole run took {:.0} s), from the commit `{commit}` \
+             plus whatever the working tree held then.\n",
+            self.command, self.took
+        );
+        let _ = writeln!(
+            md,
+            "Machine: {cpu}, {cpus} logical CPUs; Linux {}; {rustc}; load average at the start: {}.\n",
+            kernel.trim(),
+            self.loadavg
+        );
+        let _ = writeln!(
+            md,
+            "Every server runs pinned to core 0 (`taskset -c 0`: one core for the whole process, \
+             threads and runtime included) and the load generator to core 1, so the figures \
+             are per-core efficiency. Each figure is the median of {} runs (at most 3 for rows 6 and 7a; \
+             servers interleaved run by run); each run starts a fresh server, warms up {:.1} s, then \
+             measures {:.1} s. In each cell, the number in brackets is the figure divided by \
+             the best peer's (peers: tungstenite, tokio-tungstenite, fastwebsockets); for µs, \
+             ms and KiB lower is better, for the rest higher is better. ✔ marks a row wsloop \
+             leads, ≈ a tie (within 3%), ✘ one where a peer is better. The raw TCP echo is the ceiling (no \
+             WebSocket at all), not a peer. The lines \"per server CPU-second\" divide each \
+             run's rate by the share of its core the server actually used over the window \
+             (from `/proc/PID/stat`): the per-core figure that still holds when a server did \
+             not get its whole core, because the load generator was the limit (row 5) or \
+             because other processes on this shared machine took part of core 0 (see \
+             \"Who was the bottleneck\").\n",
+            self.reps,
+            self.warmup_ms as f64 / 1e3,
+            self.secs
+        );
+        self.table(&mut md);
+        self.verdict(&mut md);
+        self.versions(&mut md);
+        self.checks(&mut md);
+        self.method(&mut md);
+        self.every_run(&mut md);
+        md
+    }
+
+    fn table(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "| # | benchmark | unit | wsloop | tungstenite | tokio-tungstenite | fastwebsockets | raw TCP (ceiling) | wsloop vs best peer |"
+        );
+        let _ = writeln!(md, "|---|---|---|--:|--:|--:|--:|--:|---|");
+        for bench in self.benches {
+            for (i, m) in bench.metrics.iter().enumerate() {
+                let title = if i == 0 { bench.title.as_str() } else { "″" };
+                let best = self.best_peer(bench, m);
+                let mut cells = Vec::new();
+                for server in SERVERS {
+                    if !bench.servers.contains(&server) {
+                        cells.push("n/a".to_string());
+                        continue;
+                    }
+                    let failed = self.failures(bench.id, server);
+                    let cell = match self.median(bench.id, server, m.key) {
+                        None if !failed.is_empty() => "FAILED".to_string(),
+                        None => "–".to_string(),
+                        Some(v) => {
+                            let mut cell = format_value(v, m.unit);
+                            if let Some((b, _)) = best.filter(|(b, _)| *b > 0.0) {
+                                let _ = write!(cell, " ({:.2}×)", v / b);
+                            }
+                            if !failed.is_empty() {
+                                let runs = self.runs(bench.id, server).len();
+                                let _ = write!(cell, " ({} of {runs} failed)", failed.len());
+                            }
+                            cell
+                        }
+                    };
+                    cells.push(cell);
+                }
+                let verdict = match (self.median(bench.id, "wsloop", m.key), best) {
+                    (Some(w), Some((b, peer))) if b > 0.0 => {
+                        let mark = match standing(w, b, m.higher_is_better) {
+                            Standing::Leads => "✔",
+                            Standing::Tie => "≈",
+                            Standing::Behind => "✘",
+                        };
+                        format!("{mark} {:.2}× {peer}", w / b)
+                    }
+                    (Some(_), None) => "no peer has broadcast".to_string(),
+                    _ => "–".to_string(),
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {title} | {} | {} | {verdict} |",
+                    if i == 0 { bench.id } else { "" },
+                    m.label,
+                    cells.join(" | ")
+                );
+            }
+        }
+        md.push('\n');
+    }
+
+    fn verdict(&self, md: &mut String) {
+        let mut leads = Vec::new();
+        let mut ties = Vec::new();
+        let mut behind = Vec::new();
+        for bench in self.benches {
+            for m in &bench.metrics {
+                let (Some(w), Some((b, peer))) = (
+                    self.median(bench.id, "wsloop", m.key),
+                    self.best_peer(bench, m),
+                ) else {
+                    continue;
+                };
+                let name = format!("{} {} ({:.2}× {peer})", bench.id, m.label, w / b);
+                match standing(w, b, m.higher_is_better) {
+                    Standing::Leads => leads.push(name),
+                    Standing::Tie => ties.push(name),
+                    Standing::Behind => behind.push(name),
+                }
+            }
+        }
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join("; ")
+            }
+        };
+        let _ = writeln!(
+            md,
+            "**wsloop leads** (by more than {:.0}% over the best peer): {}.\n\n\
+             **Ties** (within {:.0}%, under this machine's run-to-run noise): {}.\n\n\
+             **wsloop is behind**: {}.\n",
+            TIE * 100.0,
+            list(&leads),
+            TIE * 100.0,
+            list(&ties),
+            list(&behind)
+        );
+    }
+
+    fn versions(&self, md: &mut String) {
+        let lock = std::fs::read_to_string(self.manifest.join("Cargo.lock")).unwrap_or_default();
+        let versions = locked_versions(&lock);
+        let _ = writeln!(md, "## Versions\n");
+        let _ = writeln!(md, "| crate | version | role |");
+        let _ = writeln!(md, "|---|---|---|");
+        for (name, role) in [
+            ("wsloop", "this repository (path dependency)"),
+            ("tungstenite", "peer: one thread per connection, blocking"),
+            ("tokio-tungstenite", "peer: tokio, current-thread runtime"),
+            (
+                "fastwebsockets",
+                "peer: tokio current-thread + hyper upgrade",
+            ),
+            ("tokio", "runtime of the async peers"),
+            ("hyper", "HTTP upgrade for fastwebsockets"),
+            ("hyper-util", ""),
+            ("futures-util", "tokio-tungstenite's Stream/Sink"),
+            ("mio", "wsloop, the raw TCP echo and the load generator"),
+        ] {
+            let version = versions.get(name).map(String::as_str).unwrap_or("?");
+            let _ = writeln!(md, "| {name} | {version} | {role} |");
+        }
+        md.push('\n');
+    }
+
+    fn checks(&self, md: &mut String) {
+        let _ = writeln!(md, "## Who was the bottleneck\n");
+        let _ = writeln!(
+            md,
+            "Medians over the measured windows, as shares of one core: the server's own CPU \
+             time (from `/proc/PID/stat`, all threads) / the load generator's (`getrusage`), \
+             then, after the `·`, what everything else took of core 0 / core 1 (the core's \
+             busy time in `/proc/stat`, softirq included, less our process's share; on this \
+             shared machine other people's builds and fuzzers run there too, and loopback \
+             softirq work not charged to our processes lands here as well). A server near \
+             1.00 was the limit; a load generator near 1.00 with the server well below means \
+             the figure is the load generator's ceiling; large `others` mean the run competed \
+             for its core, which the interleaving and the ratios only partly cancel.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| # | wsloop | tungstenite | tokio-tungstenite | fastwebsockets | raw TCP |"
+        );
+        let _ = writeln!(md, "|---|--:|--:|--:|--:|--:|");
+        for bench in self.benches {
+            if bench.sub == "idle" || bench.sub == "fanout" {
+                continue;
+            }
+            let cells: Vec<String> = SERVERS
+                .iter()
+                .map(|s| {
+                    let get = |k| self.median(bench.id, s, k);
+                    match (
+                        get("server_cpu"),
+                        get("loadgen_cpu"),
+                        get("core0_busy"),
+                        get("core1_busy"),
+                    ) {
+                        (Some(a), Some(b), Some(c0), Some(c1)) => format!(
+                            "{a:.2} / {b:.2} · {:.2} / {:.2}",
+                            (c0 - a).max(0.0),
+                            (c1 - b).max(0.0)
+                        ),
+                        _ => "–".to_string(),
+                    }
+                })
+                .collect();
+            let _ = writeln!(md, "| {} | {} |", bench.id, cells.join(" | "));
+        }
+        md.push('\n');
+        let _ = writeln!(
+            md,
+            "Load generator check: on every throughput row the raw TCP echo (same load \
+             generator, no WebSocket) must beat every WebSocket server, or the load generator \
+             would be the limit.\n"
+        );
+        for bench in self.benches {
+            let Some(m) = bench.metrics.first() else {
+                continue;
+            };
+            if !m.higher_is_better || !bench.servers.contains(&"raw-tcp") {
+                continue;
+            }
+            let Some(raw) = self.median(bench.id, "raw-tcp", m.key) else {
+                continue;
+            };
+            let best_ws = WEBSOCKET
+                .iter()
+                .filter_map(|s| self.median(bench.id, s, m.key).map(|v| (v, *s)))
+                .reduce(|a, b| if b.0 > a.0 { b } else { a });
+            if let Some((ws, who)) = best_ws {
+                let _ = writeln!(
+                    md,
+                    "- row {}: raw TCP {} vs the best WebSocket server ({who}) {}: {:.2}× {}",
+                    bench.id,
+                    format_value(raw, m.unit),
+                    format_value(ws, m.unit),
+                    raw / ws,
+                    if raw > ws * 1.1 {
+                        "✔"
+                    } else {
+                        "⚠ within 10%: the load generator is at or near its own limit here \
+                         (on loopback the sender's kernel also does the receiver's TCP work), \
+                         so the per-core line is the one that ranks the servers"
+                    }
+                );
+            }
+        }
+        md.push('\n');
+    }
+
+    fn method(&self, md: &mut String) {
+        let _ = writeln!(md, "## What each row does\n");
+        let _ = writeln!(
+            md,
+            "The load generator (`benches/e2e/src/bin/loadgen.rs`) is one thread on one \
+             `mio::Poll`. Every frame it sends is encoded and masked before the run: a ring of \
+             distinct binary frames (payloads differ in every byte), written in batches \
+             straight from that memory. It checks each reply byte for byte against the frame \
+             a correct server sends back (unmasked, same payload, in order), so a server that \
+             drops, reorders or corrupts a message fails the run instead of scoring. Servers: \
+             `benches/e2e/src/bin/servers.rs`; each echoes any data message on any path.\n"
+        );
+        let _ = writeln!(
+            md,
+            "- **1, 2**: each connection keeps N messages outstanding (a reply lets the next \
+             one go); messages/s = replies received in the window / its length. With 16 KiB \
+             messages the load generator, whose kernel also runs the receiving side of every \
+             byte it sends over loopback, tops out close to the raw echo.\n\
+             - **3**: one connection, one 16 MiB binary message at a time; MB/s = payload \
+             bytes echoed back per second (10^6 bytes).\n\
+             - **4**: 50 connections, each with one 128 B message outstanding; the round-trip \
+             time of every reply in the window, from the write of the message to the last \
+             byte of its echo. With 50 in flight this is a closed loop: the figure includes \
+             queueing behind the other 49.\n\
+             - **5**: 32 clients, each repeating: TCP connect, upgrade, send Close 1000, read \
+             the server's Close and wait for the server to close TCP, close. On loopback the \
+             kernel runs the TCP handshake in the connecting process, so the load generator \
+             saturates first here: handshakes per server CPU-second (handshakes/s ÷ the \
+             server's core share) is the per-core figure that still separates the servers.\n\
+             - **6**: the server's `VmRSS` (from `/proc/PID/status`) with no connection, then \
+             with 10,000 upgraded idle connections (one second after the last opened); the \
+             difference ÷ 10,000. Kernel socket buffers are not in RSS. The load generator \
+             then checks that every connection is still open.\n\
+             - **7a**: 10,000 sessions; one of them (path `/ctl`) sends a 64 B message, which \
+             the wsloop bench server broadcasts to every session (itself included) with \
+             `Context::broadcast`; time from that write until the last of the 10,000 has the \
+             whole message. One warm-up round, then the median of 10.\n\
+             - **7b**: the same with 1,000 sessions, continuously: the control session keeps \
+             16 broadcasts outstanding (a broadcast is done when all 1,000 have it); \
+             deliveries/s = broadcasts/s × 1,000.\n"
+        );
+        let _ = writeln!(
+            md,
+            "Reproduce with `bash benches/e2e/run.sh` from the repository root (options: \
+             `--reps N`, `--secs S`, `--only 1,4,7a`). It builds `benches/e2e` (a package \
+             with its own workspace, so the main crate's `cargo test` never compiles the \
+             peers) into `target/e2e`, and leaves each run's raw figures in \
+             `target/e2e/release/e2e-results.json` and the servers' and load generator's \
+             stderr in `target/e2e/release/e2e-logs/`.\n"
+        );
+    }
+
+    fn every_run(&self, md: &mut String) {
+        let _ = writeln!(md, "## Every run\n");
+        let _ = writeln!(md, "| # | figure | server | runs |");
+        let _ = writeln!(md, "|---|---|---|---|");
+        for bench in self.benches {
+            for m in &bench.metrics {
+                for server in &bench.servers {
+                    let runs: Vec<String> = self
+                        .runs(bench.id, server)
+                        .iter()
+                        .map(|r| match r {
+                            Ok(map) => map
+                                .get(m.key)
+                                .and_then(Value::as_f64)
+                                .map(|v| format_value(v, m.unit))
+                                .unwrap_or_else(|| "–".into()),
+                            Err(e) => format!("failed: {}", e.replace('|', "/")),
+                        })
+                        .collect();
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {server} | {} |",
+                        bench.id,
+                        m.label,
+                        runs.join(", ")
+                    );
+                }
+            }
+        }
+        md.push('\n');
+    }
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+fn cpu_model() -> (String, usize) {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let count = info.lines().filter(|l| l.starts_with("processor")).count();
+    (model, count)
+}
+
+/// `name -> version` for every package in a Cargo.lock.
+fn locked_versions(lock: &str) -> BTreeMap<String, String> {
+    let mut versions = BTreeMap::new();
+    let mut name: Option<String> = None;
+    for line in lock.lines() {
+        if line == "[[package]]" {
+            name = None;
+        } else if let Some(n) = line.strip_prefix("name = ") {
+            name = Some(n.trim_matches('"').to_string());
+        } else if let Some(v) = line.strip_prefix("version = ") {
+            if let Some(n) = name.take() {
+                versions
+                    .entry(n)
+                    .or_insert_with(|| v.trim_matches('"').to_string());
+            }
+        }
+    }
+    versions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+
+    #[test]
+    fn lock_parsing() {
+        let lock = "[[package]]\nname = \"tokio\"\nversion = \"1.2.3\"\nsource = \"x\"\n\n\
+                    [[package]]\nname = \"wsloop\"\nversion = \"0.1.0\"\n";
+        let v = locked_versions(lock);
+        assert_eq!(v["tokio"], "1.2.3");
+        assert_eq!(v["wsloop"], "0.1.0");
+    }
+
+    #[test]
+    fn standings() {
+        assert!(matches!(standing(110.0, 100.0, true), Standing::Leads));
+        assert!(matches!(standing(90.0, 100.0, false), Standing::Leads));
+        assert!(matches!(standing(98.0, 100.0, true), Standing::Tie));
+        assert!(matches!(standing(110.0, 100.0, false), Standing::Behind));
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(format_value(2_185_388.0, Unit::Rate), "2.19 M");
+        assert_eq!(format_value(125_411.0, Unit::Rate), "125 k");
+        assert_eq!(format_value(2_936.0, Unit::Rate), "2.9 k");
+        assert_eq!(format_value(0.79, Unit::Kib), "0.79");
+    }
+}
