@@ -52,3 +52,8 @@ pub use session::{Config, Event, Message, Role, Session};
 
 #[cfg(feature = "client")]
 pub use client::Client;
+
+/// The README's Rust examples, compiled as doctests so that they stay true.
+#[cfg(all(doctest, feature = "server"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
