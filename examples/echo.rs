@@ -2,10 +2,24 @@
 //! It is the Autobahn TestSuite's testee.
 //!
 //!     cargo run --release --example echo -- 127.0.0.1:9001
+//!     cargo run --release --features deflate --example echo -- 127.0.0.1:9001 --deflate
+//!
+//! Options, in any order around the address:
+//! - `--deflate`: accept permessage-deflate (RFC 7692) with `DeflateConfig::default()`,
+//!   which compresses every message (threshold 0). Needs `--features deflate`.
+//! - `--idle-timeout SECS`: silence before the server pings a client (default 30 s).
+//!
+//! Pings and Autobahn: the server pings a client only after `idle_timeout` without a byte
+//! from it. During a case the fuzzing client is never silent that long (it sends the next
+//! message as soon as the echo of the last arrives, and ends a case within seconds of its
+//! last message), so the default never pings mid-case, which the compression cases (12.*,
+//! 13.*) would count as an unexpected frame. `--idle-timeout` raises it for a much slower
+//! run, e.g. a debug build under a profiler.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use wsloop::server::{Context, Handler, Server};
+use wsloop::server::{Context, Handler, Server, ServerBuilder};
 use wsloop::Message;
 
 struct Echo;
@@ -16,20 +30,72 @@ impl Handler for Echo {
     }
 }
 
+/// The command line.
+struct Args {
+    addr: String,
+    deflate: bool,
+    idle_timeout: Option<Duration>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        addr: "127.0.0.1:8080".into(),
+        deflate: false,
+        idle_timeout: None,
+    };
+    let mut words = std::env::args().skip(1);
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--deflate" => args.deflate = true,
+            "--idle-timeout" => {
+                let secs = words
+                    .next()
+                    .ok_or("--idle-timeout needs a number of seconds")?;
+                let secs: u64 = secs
+                    .parse()
+                    .map_err(|_| format!("--idle-timeout {secs:?}: not a number of seconds"))?;
+                args.idle_timeout = Some(Duration::from_secs(secs));
+            }
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            addr => args.addr = addr.into(),
+        }
+    }
+    Ok(args)
+}
+
+/// `--deflate`: accept permessage-deflate, compressing every message.
+#[cfg(feature = "deflate")]
+fn with_deflate(builder: ServerBuilder) -> Result<ServerBuilder, String> {
+    Ok(builder.deflate(wsloop::deflate::DeflateConfig::default()))
+}
+
+#[cfg(not(feature = "deflate"))]
+fn with_deflate(_builder: ServerBuilder) -> Result<ServerBuilder, String> {
+    Err("--deflate needs permessage-deflate: build with `--features deflate`".into())
+}
+
 fn main() -> std::io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let fail = |message: String| -> ! {
+        eprintln!("echo: {message}");
+        std::process::exit(2)
+    };
+    let args = parse_args().unwrap_or_else(|e| fail(e));
     let next = AtomicU64::new(0);
-    let server = Server::builder()
-        .bind(addr)
+    let mut builder = Server::builder()
+        .bind(args.addr)
         // Every path is an endpoint; each connection gets its own sid. The library's
         // defaults need no change for Autobahn sections 1-10: 16 MiB messages are under the
         // 64 MiB limit, and echoing one is accepted because the write queue is below its
         // 4 MiB mark when the echo is queued.
-        .route_fn(move |_request| Ok(format!("c{}", next.fetch_add(1, Ordering::Relaxed))))
-        .build()?;
+        .route_fn(move |_request| Ok(format!("c{}", next.fetch_add(1, Ordering::Relaxed))));
+    if let Some(idle) = args.idle_timeout {
+        builder = builder.configure(|c| c.idle_timeout = idle);
+    }
+    if args.deflate {
+        builder = with_deflate(builder).unwrap_or_else(|e| fail(e));
+    }
+    let server = builder.build()?;
     println!("echo server on ws://{}", server.local_addr()?);
     server.run(Echo)
 }

@@ -36,6 +36,8 @@ use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use crate::close::{CloseCode, CloseFrame};
+#[cfg(feature = "deflate")]
+use crate::deflate::{DeflateConfig, Negotiated};
 use crate::error::ProtocolError;
 use crate::handshake::{ClientHandshake, ClientHandshakeError, Url};
 use crate::mask::KeyGenerator;
@@ -64,6 +66,12 @@ pub struct ClientConfig {
     /// §7.1.1: how long to wait, after a Close was sent, for the server's Close and for the
     /// server to close TCP. Default 5 s.
     pub close_timeout: Duration,
+    /// permessage-deflate (RFC 7692), feature `deflate`: `Some` offers it with these
+    /// parameters ([`crate::deflate::negotiate::offer`]). A server may decline (the
+    /// connection is then not compressed, see [`Client::deflate`]); an answer outside the
+    /// offer fails the handshake with [`ClientHandshakeError::Deflate`]. Default `None`.
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for ClientConfig {
@@ -75,6 +83,8 @@ impl Default for ClientConfig {
             read_timeout: None,
             write_timeout: None,
             close_timeout: Duration::from_secs(5),
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
     }
 }
@@ -133,6 +143,14 @@ impl ClientBuilder {
     /// See [`ClientConfig::close_timeout`].
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.config.close_timeout = timeout;
+        self
+    }
+
+    /// Offer permessage-deflate with `config` (feature `deflate`); see
+    /// [`ClientConfig::deflate`].
+    #[cfg(feature = "deflate")]
+    pub fn deflate(mut self, config: DeflateConfig) -> Self {
+        self.config.deflate = Some(config);
         self
     }
 
@@ -342,6 +360,12 @@ impl Client {
         // §4.1: a fresh random nonce for each handshake.
         let nonce = KeyGenerator::new().nonce();
         let protocols: Vec<&str> = config.protocols.iter().map(String::as_str).collect();
+        #[cfg(feature = "deflate")]
+        let (mut handshake, request) = match &config.deflate {
+            Some(deflate) => ClientHandshake::with_deflate(&url, nonce, &protocols, deflate),
+            None => ClientHandshake::new(&url, nonce, &protocols),
+        };
+        #[cfg(not(feature = "deflate"))]
         let (mut handshake, request) = ClientHandshake::new(&url, nonce, &protocols);
         stream.set_write_timeout(time_left(deadline)?)?;
         stream.write_all(&request)?;
@@ -375,9 +399,17 @@ impl Client {
             url.path,
             protocol
         );
+        #[allow(unused_mut)] // changed only with the `deflate` feature
+        let mut session = Session::new(Role::Client, config.session);
+        // RFC 7692: the server accepted our offer (the handshake checked its answer).
+        #[cfg(feature = "deflate")]
+        if let (Some(negotiated), Some(deflate)) = (response.deflate(), &config.deflate) {
+            log::debug!("permessage-deflate: {negotiated:?}");
+            session.set_deflate(negotiated, deflate);
+        }
         Ok(Client {
             stream: Some(stream),
-            session: Session::new(Role::Client, config.session),
+            session,
             buf,
             // The server may send its first frames in the same packet as its response: they
             // stay in the buffer and are the first bytes fed to the session.
@@ -393,6 +425,13 @@ impl Client {
     /// The subprotocol the server selected, if any (§4.1).
     pub fn protocol(&self) -> Option<&str> {
         self.protocol.as_deref()
+    }
+
+    /// The permessage-deflate parameters agreed with the server (feature `deflate`); `None`
+    /// when not offered or declined, and the connection is then not compressed.
+    #[cfg(feature = "deflate")]
+    pub fn deflate(&self) -> Option<Negotiated> {
+        self.session.deflate().copied()
     }
 
     /// The configuration the client was made with (with the timeouts as set since).

@@ -37,15 +37,22 @@ pub enum ProtocolError {
     InvalidUtf8,
     /// A frame larger than the configured maximum frame size.
     FrameTooLarge,
-    /// A message larger than the configured maximum message size.
+    /// A message larger than the configured maximum message size (after inflating, for a
+    /// compressed one).
     MessageTooLarge,
+    /// RFC 7692 §6.2: a compressed message whose DEFLATE data cannot be inflated.
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
     /// The close code that answers this error (§7.4.1).
     pub fn close_code(self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 => CloseCode::InvalidFramePayloadData,
+            // §7.4.1: 1007 is for data "not consistent with the type of the message"; DEFLATE
+            // data that does not inflate is that for a compressed message.
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCompressedData => {
+                CloseCode::InvalidFramePayloadData
+            }
             ProtocolError::FrameTooLarge | ProtocolError::MessageTooLarge => {
                 CloseCode::MessageTooBig
             }
@@ -70,6 +77,7 @@ impl ProtocolError {
             ProtocolError::InvalidUtf8 => "invalid UTF-8",
             ProtocolError::FrameTooLarge => "frame too large",
             ProtocolError::MessageTooLarge => "message too large",
+            ProtocolError::InvalidCompressedData => "invalid compressed data",
         }
     }
 }

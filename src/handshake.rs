@@ -4,10 +4,13 @@
 //! request (§4.2.1) and answering it (§4.2.2), building a client's request (§4.1) and checking
 //! the server's answer, and the small HTTP responses that refuse a request.
 //! Must not: do I/O, decide routing (which path is a WebSocket endpoint), or read bodies.
+//! Extensions (§9): this module carries `Sec-WebSocket-Extensions` both ways; what the values
+//! mean is decided by `deflate::negotiate` (feature `deflate`), the only extension we speak.
 //!
 //! Server side: feed bytes to a [`RequestParser`] until it yields a [`Request`]; then
-//! [`accept`] checks it and gives an [`Accept`] whose [`Accept::response`] is the `101`
-//! answer, or a [`HandshakeError`] whose [`HandshakeError::response`] is the refusal.
+//! [`accept`] checks it and gives an [`Accept`] whose [`Accept::response`] (or
+//! [`Accept::response_with`], to add an extension) is the `101` answer, or a
+//! [`HandshakeError`] whose [`HandshakeError::response`] is the refusal.
 //!
 //! ```
 //! use wsloop::handshake::{accept, Limits, RequestParser};
@@ -29,6 +32,9 @@ use core::ops::Range;
 
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
+
+#[cfg(feature = "deflate")]
+use crate::deflate::{negotiate, negotiate::NegotiationError, DeflateConfig, Negotiated};
 
 /// RFC 6455 §1.3: the GUID appended to the client's key before hashing.
 pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -443,6 +449,7 @@ pub fn http_response(
 pub struct Accept {
     accept: String,
     offered: Vec<String>,
+    extensions: Vec<String>,
 }
 
 /// Check an upgrade request against RFC 6455 §4.2.1.
@@ -484,6 +491,14 @@ pub fn accept(request: &Request) -> Result<Accept, HandshakeError> {
     Ok(Accept {
         accept: accept_key(key),
         offered: request.subprotocols().map(String::from).collect(),
+        // §9.1: the header may appear several times; its values form one list, in order.
+        // A value that is not UTF-8 keeps a replacement character, which no extension
+        // grammar accepts, so it is declined rather than silently dropped.
+        extensions: request
+            .head
+            .all("sec-websocket-extensions")
+            .map(|v| String::from(String::from_utf8_lossy(v)))
+            .collect(),
     })
 }
 
@@ -518,12 +533,27 @@ impl Accept {
             .map(String::as_str)
     }
 
-    /// The `101 Switching Protocols` response (§4.2.2 item 5).
+    /// The raw values of every `Sec-WebSocket-Extensions` header of the request, in order
+    /// (§9.1: together they are one list of offers, in the client's order of preference).
+    /// Empty when the client offered no extension.
+    pub fn offered_extensions(&self) -> &[String] {
+        &self.extensions
+    }
+
+    /// The `101 Switching Protocols` response (§4.2.2 item 5), without extensions.
     ///
     /// `protocol` is echoed in `Sec-WebSocket-Protocol` only if the client offered it: §4.1
     /// makes the client fail a connection whose server picked a protocol it did not offer,
     /// so an unoffered choice is dropped (and logged) rather than sent.
     pub fn response(&self, protocol: Option<&str>) -> Vec<u8> {
+        self.response_with(protocol, None)
+    }
+
+    /// The `101` response with a `Sec-WebSocket-Extensions` header when `extensions` is given
+    /// (§4.2.2 item 5, §9.1): the extensions accepted, as answered by the negotiation (e.g.
+    /// `deflate::negotiate::answer`). Only an answer to one of the client's offers belongs
+    /// here: §4.1 makes the client fail a connection with an extension it did not offer.
+    pub fn response_with(&self, protocol: Option<&str>, extensions: Option<&str>) -> Vec<u8> {
         let mut out = Vec::with_capacity(160);
         out.extend_from_slice(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -539,6 +569,11 @@ impl Accept {
             } else {
                 log::warn!("subprotocol {p:?} was not offered by the client; not selected");
             }
+        }
+        if let Some(extensions) = extensions.filter(|e| !e.is_empty()) {
+            out.extend_from_slice(b"Sec-WebSocket-Extensions: ");
+            out.extend_from_slice(extensions.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"\r\n");
         out
@@ -575,8 +610,12 @@ pub enum ClientHandshakeError {
     InvalidAccept,
     /// §4.1: the server selected a subprotocol we did not offer.
     UnrequestedProtocol,
-    /// §4.1: the server selected an extension we did not offer (we offer none).
+    /// §4.1: the server selected an extension although we offered none.
     UnrequestedExtension,
+    /// RFC 7692 §7.1: the server's answer to our permessage-deflate offer is not one we can
+    /// accept (feature `deflate`).
+    #[cfg(feature = "deflate")]
+    Deflate(NegotiationError),
 }
 
 impl fmt::Display for ClientHandshakeError {
@@ -599,12 +638,24 @@ impl fmt::Display for ClientHandshakeError {
             ClientHandshakeError::UnrequestedExtension => {
                 f.write_str("server selected an extension that was not offered")
             }
+            #[cfg(feature = "deflate")]
+            ClientHandshakeError::Deflate(e) => {
+                write!(f, "server's permessage-deflate answer refused: {e}")
+            }
         }
     }
 }
 
 #[cfg(feature = "std")]
-impl std::error::Error for ClientHandshakeError {}
+impl std::error::Error for ClientHandshakeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            #[cfg(feature = "deflate")]
+            ClientHandshakeError::Deflate(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl Url {
     /// Parse `ws://host[:port][/path]`.
@@ -684,6 +735,9 @@ impl Url {
 pub struct Response {
     head: Head,
     status: u16,
+    /// The permessage-deflate parameters agreed, once checked.
+    #[cfg(feature = "deflate")]
+    deflate: Option<Negotiated>,
 }
 
 impl Response {
@@ -701,6 +755,14 @@ impl Response {
     pub fn protocol(&self) -> Option<&str> {
         self.head.tokens("sec-websocket-protocol").next()
     }
+
+    /// The permessage-deflate parameters the server accepted (feature `deflate`): `None` when
+    /// we offered none or the server declined the offer (no `Sec-WebSocket-Extensions`);
+    /// the connection is then not compressed.
+    #[cfg(feature = "deflate")]
+    pub fn deflate(&self) -> Option<Negotiated> {
+        self.deflate
+    }
 }
 
 /// The client's side of the handshake: the request to send, then the response to check.
@@ -709,12 +771,41 @@ pub struct ClientHandshake {
     expected_accept: String,
     offered: Vec<String>,
     head: HeadBuffer,
+    /// The permessage-deflate configuration we offered, if any.
+    #[cfg(feature = "deflate")]
+    deflate: Option<DeflateConfig>,
 }
 
 impl ClientHandshake {
     /// Build the request for `url` with the 16-byte `nonce` (which must be fresh and random,
     /// §4.1) and the subprotocols to offer. Returns the handshake state and the bytes to send.
+    /// No extension is offered, so a response that selects one is refused (§4.1).
     pub fn new(url: &Url, nonce: [u8; 16], protocols: &[&str]) -> (ClientHandshake, Vec<u8>) {
+        Self::build(url, nonce, protocols, None)
+    }
+
+    /// Like [`ClientHandshake::new`], and also offer permessage-deflate with `config`
+    /// (RFC 7692 §5; feature `deflate`). The response may accept the offer, checked by
+    /// `deflate::negotiate::check_response` (see [`Response::deflate`]), or decline it.
+    #[cfg(feature = "deflate")]
+    pub fn with_deflate(
+        url: &Url,
+        nonce: [u8; 16],
+        protocols: &[&str],
+        config: &DeflateConfig,
+    ) -> (ClientHandshake, Vec<u8>) {
+        let offer = negotiate::offer(config);
+        let (mut handshake, request) = Self::build(url, nonce, protocols, Some(&offer));
+        handshake.deflate = Some(*config);
+        (handshake, request)
+    }
+
+    fn build(
+        url: &Url,
+        nonce: [u8; 16],
+        protocols: &[&str],
+        extensions: Option<&str>,
+    ) -> (ClientHandshake, Vec<u8>) {
         use core::fmt::Write as _;
         let key = base64::engine::general_purpose::STANDARD.encode(nonce);
         let mut request = String::with_capacity(256);
@@ -733,15 +824,29 @@ impl ClientHandshake {
                 protocols.join(", ")
             );
         }
+        if let Some(extensions) = extensions {
+            let _ = write!(request, "Sec-WebSocket-Extensions: {extensions}\r\n");
+        }
         request.push_str("\r\n");
         (
             ClientHandshake {
                 expected_accept: accept_key(key.as_bytes()),
                 offered: protocols.iter().map(|p| String::from(*p)).collect(),
                 head: HeadBuffer::new(Limits::default()),
+                #[cfg(feature = "deflate")]
+                deflate: None,
             },
             request.into_bytes(),
         )
+    }
+
+    /// Whether our request offered any extension.
+    fn offers_extensions(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        if self.deflate.is_some() {
+            return true;
+        }
+        false
     }
 
     /// Feed response bytes. `Ok(Some((response, used)))` once the head is complete and valid;
@@ -767,15 +872,52 @@ impl ClientHandshake {
             .iter()
             .map(|h| (span(&raw, h.name.as_bytes()), span(&raw, h.value)))
             .collect();
-        let response = Response {
+        #[allow(unused_mut)] // assigned to only with the `deflate` feature
+        let mut response = Response {
             head: Head {
                 raw,
                 headers: spans,
             },
             status,
+            #[cfg(feature = "deflate")]
+            deflate: None,
         };
         self.validate(&response)?;
+        #[cfg(feature = "deflate")]
+        {
+            response.deflate = self.check_deflate(&response)?;
+        }
         Ok(Some((response, used)))
+    }
+
+    /// §4.1 item 5 for our permessage-deflate offer: no `Sec-WebSocket-Extensions` means the
+    /// server declined it (RFC 7692 §5); otherwise the answer must be one we can accept
+    /// (RFC 7692 §7.1), or the connection fails.
+    #[cfg(feature = "deflate")]
+    fn check_deflate(
+        &self,
+        response: &Response,
+    ) -> Result<Option<Negotiated>, ClientHandshakeError> {
+        let Some(config) = &self.deflate else {
+            return Ok(None);
+        };
+        if response
+            .head
+            .tokens("sec-websocket-extensions")
+            .next()
+            .is_none()
+        {
+            return Ok(None);
+        }
+        // RFC 9110 §5.3: several headers of the same name are one comma-separated list.
+        let values: Vec<String> = response
+            .head
+            .all("sec-websocket-extensions")
+            .map(|v| String::from(String::from_utf8_lossy(v)))
+            .collect();
+        negotiate::check_response(&values.join(","), config)
+            .map(Some)
+            .map_err(ClientHandshakeError::Deflate)
     }
 
     /// §4.1: the checks a client makes on the server's response.
@@ -797,12 +939,14 @@ impl ClientHandshake {
             Some(value) if value == self.expected_accept.as_bytes() => {}
             _ => return Err(ClientHandshakeError::InvalidAccept),
         }
-        // §4.1 item 5: no extension we did not ask for (we ask for none).
-        if response
-            .head
-            .tokens("sec-websocket-extensions")
-            .next()
-            .is_some()
+        // §4.1 item 5: no extension when we asked for none. (An answer to an offer we made
+        // is checked by `check_deflate`.)
+        if !self.offers_extensions()
+            && response
+                .head
+                .tokens("sec-websocket-extensions")
+                .next()
+                .is_some()
         {
             return Err(ClientHandshakeError::UnrequestedExtension);
         }
@@ -1118,5 +1262,190 @@ Sec-WebSocket-Version: 13\r\n\r\n";
             check(&with("Sec-WebSocket-Extensions: permessage-deflate")),
             Err(ClientHandshakeError::UnrequestedExtension)
         );
+        // An empty header selects nothing.
+        assert_eq!(check(&with("Sec-WebSocket-Extensions: ")), Ok(true));
+    }
+
+    #[test]
+    fn accept_keeps_every_extension_header_in_order() {
+        let request = parse(RFC_REQUEST).unwrap();
+        assert!(accept(&request).unwrap().offered_extensions().is_empty());
+        let bytes = with_header(
+            "Sec-WebSocket-Version: 13\r\n",
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\
+             Sec-WebSocket-Version: 13\r\nsec-websocket-extensions: x-foo, x-bar\r\n",
+        );
+        let accepted = accept(&parse(&bytes).unwrap()).unwrap();
+        assert_eq!(
+            accepted.offered_extensions(),
+            ["permessage-deflate; client_max_window_bits", "x-foo, x-bar"]
+        );
+    }
+
+    #[test]
+    fn response_with_carries_the_extension_header() {
+        let accepted = accept(&parse(RFC_REQUEST).unwrap()).unwrap();
+        let plain = String::from_utf8(accepted.response(Some("chat"))).unwrap();
+        assert!(!plain.contains("Sec-WebSocket-Extensions"));
+        assert_eq!(accepted.response_with(Some("chat"), None), plain.as_bytes());
+        assert_eq!(
+            accepted.response_with(Some("chat"), Some("")),
+            plain.as_bytes()
+        );
+        let with = accepted.response_with(
+            Some("chat"),
+            Some("permessage-deflate; server_no_context_takeover"),
+        );
+        let with = String::from_utf8(with).unwrap();
+        assert!(with.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(with.contains("\r\nSec-WebSocket-Protocol: chat\r\n"));
+        assert!(with.contains(
+            "\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n"
+        ));
+        assert!(with.ends_with("\r\n\r\n") && !with.ends_with("\r\n\r\n\r\n"));
+    }
+
+    #[cfg(feature = "deflate")]
+    mod deflate {
+        use super::*;
+        use crate::deflate::negotiate::NegotiationError;
+        use crate::deflate::{negotiate, DeflateConfig, Negotiated};
+
+        fn client(config: &DeflateConfig) -> (ClientHandshake, String) {
+            let url = Url::parse("ws://localhost/").unwrap();
+            let (client, request) = ClientHandshake::with_deflate(&url, [5; 16], &[], config);
+            (client, String::from_utf8(request).unwrap())
+        }
+
+        /// The server's 101 for `request`, answering its offer with `server` when given.
+        fn answer(request: &str, server: Option<&DeflateConfig>) -> String {
+            let accepted = accept(&super::parse(request.as_bytes()).unwrap()).unwrap();
+            let header = server.and_then(|config| {
+                let offers = accepted.offered_extensions().iter().map(String::as_str);
+                negotiate::answer(offers, config).map(|(_, header)| header)
+            });
+            String::from_utf8(accepted.response_with(None, header.as_deref())).unwrap()
+        }
+
+        #[test]
+        fn offer_accepted_by_our_server() {
+            let (client, request) = client(&DeflateConfig::default());
+            assert!(request.contains(
+                "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+            ));
+            let server = DeflateConfig {
+                server_max_window_bits: 9,
+                client_max_window_bits: 9,
+                server_no_context_takeover: true,
+                client_no_context_takeover: true,
+                ..DeflateConfig::default()
+            };
+            let answer = answer(&request, Some(&server));
+            let (response, _) = client.clone().push(answer.as_bytes()).unwrap().unwrap();
+            assert_eq!(
+                response.deflate(),
+                Some(Negotiated {
+                    server_no_context_takeover: true,
+                    client_no_context_takeover: true,
+                    server_max_window_bits: 9,
+                    client_max_window_bits: 9,
+                })
+            );
+        }
+
+        #[test]
+        fn offer_declined_means_no_compression() {
+            let (client, request) = client(&DeflateConfig::default());
+            let answer = answer(&request, None);
+            let (response, _) = client.clone().push(answer.as_bytes()).unwrap().unwrap();
+            assert_eq!(response.deflate(), None);
+        }
+
+        #[test]
+        fn without_an_offer_there_is_no_deflate() {
+            let url = Url::parse("ws://localhost/").unwrap();
+            let (client, request) = ClientHandshake::new(&url, [5; 16], &[]);
+            let request = String::from_utf8(request).unwrap();
+            assert!(!request.contains("Sec-WebSocket-Extensions"));
+            let (response, _) = client
+                .clone()
+                .push(answer(&request, None).as_bytes())
+                .unwrap()
+                .unwrap();
+            assert_eq!(response.deflate(), None);
+        }
+
+        #[test]
+        fn bad_answers_fail_the_handshake() {
+            let config = DeflateConfig {
+                server_no_context_takeover: true,
+                ..DeflateConfig::default()
+            };
+            let (client, request) = client(&config);
+            let good = answer(&request, Some(&DeflateConfig::default()));
+            assert!(good.contains(
+                "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n"
+            ));
+            let check = |answer: &str| {
+                client
+                    .clone()
+                    .push(answer.as_bytes())
+                    .map(|r| r.unwrap().0.deflate())
+            };
+            assert!(matches!(check(&good), Ok(Some(n)) if n.server_no_context_takeover));
+            let replace =
+                |by: &str| good.replace("permessage-deflate; server_no_context_takeover", by);
+            assert_eq!(
+                check(&replace("permessage-deflate")),
+                Err(ClientHandshakeError::Deflate(
+                    NegotiationError::MissingServerNoContextTakeover
+                ))
+            );
+            assert_eq!(
+                check(&replace("x-webkit-deflate-frame")),
+                Err(ClientHandshakeError::Deflate(
+                    NegotiationError::UnrequestedExtension("x-webkit-deflate-frame".into())
+                ))
+            );
+            assert!(matches!(
+                check(&replace(
+                    "permessage-deflate; server_no_context_takeover; bogus"
+                )),
+                Err(ClientHandshakeError::Deflate(
+                    NegotiationError::UnknownParameter(_)
+                ))
+            ));
+            // Two headers are one list: two extensions where we offered one.
+            assert_eq!(
+                check(&replace(
+                    "permessage-deflate; server_no_context_takeover\r\nSec-WebSocket-Extensions: permessage-deflate"
+                )),
+                Err(ClientHandshakeError::Deflate(
+                    NegotiationError::ExpectedOneExtension(2)
+                ))
+            );
+            let error = check(&replace("permessage-deflate")).unwrap_err();
+            assert!(error.to_string().contains("permessage-deflate"), "{error}");
+            assert!(std::error::Error::source(&error).is_some());
+        }
+
+        #[test]
+        fn an_answer_split_over_two_headers_is_one_list() {
+            let (client, request) = client(&DeflateConfig::default());
+            let good = answer(&request, None);
+            let split = good.replacen(
+                "\r\n\r\n",
+                "\r\nSec-WebSocket-Extensions: permessage-deflate;\r\n\
+                 Sec-WebSocket-Extensions: \r\n\r\n",
+                1,
+            );
+            // "permessage-deflate;" alone is malformed; an empty second header does not fix it.
+            assert!(matches!(
+                client.clone().push(split.as_bytes()),
+                Err(ClientHandshakeError::Deflate(NegotiationError::Malformed(
+                    _
+                )))
+            ));
+        }
     }
 }

@@ -14,6 +14,7 @@
 //! | [`close`] | close codes and Close payloads | §5.5.1, §7.4 |
 //! | [`error`] | protocol errors and the close code answering each | §7.4.1 |
 //! | [`session`] | the state machine: reading, fragmentation, control frames, closing | §5, §7 |
+//! | `deflate` | permessage-deflate: negotiation and the per-message codec (feature `deflate`, needs `std`) | RFC 7692 |
 //!
 //! A module of the core may use the modules above it in this table, never the I/O layer.
 //! The core has no clock: timers (handshake, idle, close) belong to the I/O layer, which
@@ -32,6 +33,8 @@
 extern crate alloc;
 
 pub mod close;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;

@@ -40,6 +40,9 @@ use crate::frame::{ControlOpcode, DataOpcode, Decoded, EncodedHeader, FrameHeade
 use crate::mask::apply_mask;
 use crate::utf8::Utf8Validator;
 
+#[cfg(feature = "deflate")]
+use crate::deflate::{Codec, DeflateConfig, Negotiated};
+
 /// Which end of the connection this session is. It decides the masking rules (§5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -203,6 +206,10 @@ pub enum State {
 /// ([`Session::receive_with_spare`]).
 pub const LARGE_FRAME: usize = 64 * 1024;
 
+/// RFC 7692 §6: RSV1, the "Per-Message Compressed" bit, in [`FrameHeader::rsv`].
+#[cfg(feature = "deflate")]
+const RSV1: u8 = 0b100;
+
 /// A source of masking keys for a client session (§5.3: unpredictable for each frame).
 pub type MaskKeySource = Box<dyn FnMut() -> [u8; 4] + Send>;
 
@@ -232,6 +239,9 @@ pub struct Session {
     message: Option<DataOpcode>,
     message_buf: Vec<u8>,
     utf8: Utf8Validator,
+    /// permessage-deflate, when negotiated (RFC 7692).
+    #[cfg(feature = "deflate")]
+    deflate: Option<Box<Codec>>,
     /// The payload of the control frame being read (at most 125 bytes).
     control_buf: Vec<u8>,
     events: VecDeque<Event>,
@@ -287,6 +297,8 @@ impl Session {
             message: None,
             message_buf: Vec::new(),
             utf8: Utf8Validator::new(),
+            #[cfg(feature = "deflate")]
+            deflate: None,
             control_buf: Vec::new(),
             events: VecDeque::new(),
             out: Vec::new(),
@@ -316,6 +328,30 @@ impl Session {
     /// The limits in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Turn on permessage-deflate (RFC 7692) with the parameters the handshake agreed on
+    /// (see [`crate::deflate::negotiate`]), before any frame is exchanged. From then on
+    /// messages we send are compressed (those of at least `config.threshold` bytes), and
+    /// messages the peer marks with RSV1 are inflated, the size limits applying to the
+    /// inflated size.
+    #[cfg(feature = "deflate")]
+    pub fn set_deflate(&mut self, negotiated: Negotiated, config: &DeflateConfig) {
+        self.deflate = Some(Box::new(Codec::new(self.role, negotiated, config)));
+    }
+
+    /// The permessage-deflate parameters in force, if the extension was negotiated.
+    #[cfg(feature = "deflate")]
+    pub fn deflate(&self) -> Option<&Negotiated> {
+        self.deflate.as_deref().map(Codec::negotiated)
+    }
+
+    /// Whether RSV1 may mark a compressed message (permessage-deflate negotiated).
+    fn rsv1_allowed(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        return self.deflate.is_some();
+        #[cfg(not(feature = "deflate"))]
+        false
     }
 
     // ----- Input -------------------------------------------------------------------------
@@ -460,8 +496,16 @@ impl Session {
             h.mask.is_some(),
             h.payload_len
         );
-        // RFC 6455 §5.2: RSV1-3 MUST be 0 unless an extension defines them; we negotiate none.
-        if h.rsv != 0 {
+        // RFC 6455 §5.2: RSV1-3 MUST be 0 unless a negotiated extension defines them. The only
+        // one we know is permessage-deflate, which defines RSV1 (RFC 7692 §6): set on the
+        // first frame of a compressed data message only, never on continuation or control
+        // frames (§6.1).
+        let rsv1 = h.rsv == 0b100;
+        let first_data_frame = matches!(
+            h.opcode,
+            Opcode::Data(DataOpcode::Text | DataOpcode::Binary)
+        );
+        if h.rsv != 0 && !(rsv1 && first_data_frame && self.rsv1_allowed()) {
             return Err(ProtocolError::ReservedBitsSet);
         }
         // RFC 6455 §5.1: a server MUST close on an unmasked frame from a client, and a client
@@ -497,14 +541,20 @@ impl Session {
                     (kind, None) => {
                         self.message = Some(kind);
                         self.utf8.reset();
+                        #[cfg(feature = "deflate")]
+                        if let Some(codec) = self.deflate.as_mut() {
+                            codec.receiving = rsv1;
+                        }
                     }
                 }
                 // Limits, from the header alone: nothing of an oversized frame is buffered.
                 if h.payload_len > self.config.max_frame_size as u64 {
                     return Err(ProtocolError::FrameTooLarge);
                 }
-                if h.payload_len + self.message_buf.len() as u64
-                    > self.config.max_message_size as u64
+                // A compressed message is measured as it inflates (`read_compressed`).
+                if !self.message_compressed()
+                    && h.payload_len + self.message_buf.len() as u64
+                        > self.config.max_message_size as u64
                 {
                     return Err(ProtocolError::MessageTooLarge);
                 }
@@ -528,7 +578,7 @@ impl Session {
     /// Read (part of) a payload; returns how many input bytes were used.
     fn read_payload(
         &mut self,
-        mut frame: InFrame,
+        frame: InFrame,
         input: &[u8],
         spare: &mut Option<Vec<u8>>,
     ) -> Result<usize, ProtocolError> {
@@ -536,6 +586,11 @@ impl Session {
             self.adopt_spare(spare);
         }
         let take = (frame.remaining.min(input.len() as u64)) as usize;
+        #[cfg(feature = "deflate")]
+        if frame.opcode.is_data() && self.message_compressed() {
+            self.read_compressed(frame, &input[..take])?;
+            return self.advance(frame, take);
+        }
         let chunk = &input[..take];
         let whole_frame = frame.read == 0 && take as u64 == frame.remaining;
         let dest = match frame.opcode {
@@ -557,6 +612,11 @@ impl Session {
                 .feed(&self.message_buf[start..])
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
+        self.advance(frame, take)
+    }
+
+    /// `take` more payload bytes of `frame` were read.
+    fn advance(&mut self, mut frame: InFrame, take: usize) -> Result<usize, ProtocolError> {
         frame.read += take as u64;
         frame.remaining -= take as u64;
         if frame.remaining == 0 {
@@ -566,6 +626,36 @@ impl Session {
             self.frame = Some(frame);
         }
         Ok(take)
+    }
+
+    /// Whether the data message being read is compressed.
+    fn message_compressed(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        return self.deflate.as_ref().is_some_and(|c| c.receiving);
+        #[cfg(not(feature = "deflate"))]
+        false
+    }
+
+    /// A piece of a compressed frame's payload: unmask it, inflate it onto the message.
+    #[cfg(feature = "deflate")]
+    fn read_compressed(&mut self, frame: InFrame, chunk: &[u8]) -> Result<(), ProtocolError> {
+        let Some(codec) = self.deflate.as_mut() else {
+            return Ok(());
+        };
+        // RFC 6455 §5.3: the codec unmasks, continuing from this frame's key offset.
+        let mask = frame.mask.map(|key| (key, (frame.read & 3) as usize));
+        let start = self.message_buf.len();
+        // RFC 7692 §6.2 and our limit: the size that counts is the inflated one, checked
+        // while inflating.
+        let max = self.config.max_message_size;
+        codec.inflate_masked(chunk, mask, &mut self.message_buf, max)?;
+        if self.message == Some(DataOpcode::Text) {
+            // RFC 6455 §8.1: fail fast on invalid UTF-8, as the text inflates.
+            self.utf8
+                .feed(&self.message_buf[start..])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(())
     }
 
     /// Take `spare` as the message buffer if it is larger (keeping the bytes so far).
@@ -586,6 +676,20 @@ impl Session {
         match frame.opcode {
             Opcode::Data(_) => {
                 if frame.fin {
+                    #[cfg(feature = "deflate")]
+                    if self.message_compressed() {
+                        let start = self.message_buf.len();
+                        if let Some(codec) = self.deflate.as_mut() {
+                            // RFC 7692 §7.2.2: append 00 00 ff ff, inflate the rest.
+                            let max = self.config.max_message_size;
+                            codec.end_message(&mut self.message_buf, max)?;
+                        }
+                        if self.message == Some(DataOpcode::Text) {
+                            self.utf8
+                                .feed(&self.message_buf[start..])
+                                .map_err(|_| ProtocolError::InvalidUtf8)?;
+                        }
+                    }
                     let bytes = core::mem::take(&mut self.message_buf);
                     let message = match self.message.take() {
                         Some(DataOpcode::Text) => Message::Text(
@@ -613,6 +717,7 @@ impl Session {
                 // A message in progress will never be completed; drop it.
                 self.message = None;
                 self.message_buf = Vec::new();
+                self.abandon_compressed();
                 self.close_received = Some(close.clone());
                 self.events.push_back(Event::Close(close));
             }
@@ -682,17 +787,68 @@ impl Session {
         if kind == DataOpcode::Continuation || self.sending_fragments {
             return Err(SendError::FragmentationOrder);
         }
+        #[cfg(feature = "deflate")]
+        if let Some(codec) = self.deflate.as_mut().filter(|c| c.compresses(data.len())) {
+            // RFC 7692 §6.1: the message is compressed as a whole, then fragmented; RSV1
+            // marks its first frame only.
+            let compressed = codec.compress(data);
+            self.write_fragments(kind, RSV1, &compressed, frame_size);
+            return Ok(());
+        }
+        self.write_fragments(kind, 0, data, frame_size);
+        Ok(())
+    }
+
+    fn write_fragments(&mut self, kind: DataOpcode, rsv: u8, data: &[u8], frame_size: usize) {
         let mut chunks = data.chunks(frame_size);
         let first = chunks.next().unwrap_or(&[]);
         let mut opcode = Opcode::Data(kind);
         let mut current = first;
+        let mut rsv = rsv;
         for next in chunks {
-            self.write_frame(opcode, false, current);
+            self.write_frame_rsv(opcode, false, rsv, current);
             opcode = Opcode::Data(DataOpcode::Continuation);
             current = next;
+            rsv = 0;
         }
-        self.write_frame(opcode, true, current);
-        Ok(())
+        self.write_frame_rsv(opcode, true, rsv, current);
+    }
+
+    /// A whole data message as a header and the payload to send after it, for a server
+    /// that queues payloads without copying them: the bytes of `message` themselves, or,
+    /// when permessage-deflate is on, their compressed form with RSV1 set. Servers only.
+    pub fn frame_message(
+        &mut self,
+        message: Message,
+    ) -> Result<(EncodedHeader, Vec<u8>), SendError> {
+        #[cfg(feature = "deflate")]
+        if self
+            .deflate
+            .as_ref()
+            .is_some_and(|c| c.compresses(message.len()))
+        {
+            if self.role == Role::Client {
+                return Err(SendError::MaskingRequired);
+            }
+            self.check_can_send_data()?;
+            if self.sending_fragments {
+                return Err(SendError::FragmentationOrder);
+            }
+            let compressed = match self.deflate.as_mut() {
+                Some(codec) => codec.compress(message.as_bytes()),
+                None => Vec::new(),
+            };
+            let mut header = FrameHeader::new(
+                true,
+                Opcode::Data(message.opcode()),
+                compressed.len() as u64,
+            );
+            // RFC 7692 §6: RSV1 marks a compressed message.
+            header.rsv = RSV1;
+            return Ok((header.encode(), compressed));
+        }
+        let header = self.data_frame_header(message.opcode(), true, message.len())?;
+        Ok((header, message.into_bytes()))
     }
 
     /// The header for a data frame whose payload the caller sends itself, so that a payload
@@ -798,6 +954,15 @@ impl Session {
         self.frame = None;
         self.message = None;
         self.message_buf = Vec::new();
+        self.abandon_compressed();
+    }
+
+    /// Drop the state of a compressed message that will never be completed.
+    fn abandon_compressed(&mut self) {
+        #[cfg(feature = "deflate")]
+        if let Some(codec) = self.deflate.as_mut().filter(|c| c.receiving) {
+            codec.abandon_message();
+        }
     }
 
     fn write_close(&mut self, close: CloseFrame) {
@@ -808,6 +973,10 @@ impl Session {
 
     /// Encode one frame into the output, masking it for a client (§5.3).
     fn write_frame(&mut self, opcode: Opcode, fin: bool, payload: &[u8]) {
+        self.write_frame_rsv(opcode, fin, 0, payload);
+    }
+
+    fn write_frame_rsv(&mut self, opcode: Opcode, fin: bool, rsv: u8, payload: &[u8]) {
         let mask = match (self.role, self.mask_keys.as_mut()) {
             (Role::Client, Some(keys)) => Some(keys()),
             // A client built without a key source (no_std, `Session::new`) still masks, with
@@ -817,7 +986,7 @@ impl Session {
         };
         let header = FrameHeader {
             fin,
-            rsv: 0,
+            rsv,
             opcode,
             mask,
             payload_len: payload.len() as u64,

@@ -1432,6 +1432,11 @@ pub fn frame_rule(e: ProtocolError) -> (&'static str, &'static str) {
             "§5.5",
             "a control frame MUST NOT be fragmented: its FIN is 1",
         ),
+        ProtocolError::InvalidCompressedData => (
+            "RFC 7692 §6.2",
+            "a message with RSV1 set (permessage-deflate) must inflate: its payload plus \
+             00 00 ff ff is valid DEFLATE data",
+        ),
         ProtocolError::UnexpectedContinuation => (
             "§5.4",
             "a continuation frame (opcode 0x0) only continues a fragmented message in progress",
@@ -1573,6 +1578,12 @@ pub fn client_handshake_rule(e: &ClientHandshakeError) -> (&'static str, &'stati
         ClientHandshakeError::UnrequestedProtocol => (
             "RFC 6455 §4.1 item 6",
             "the server MUST NOT select a subprotocol the client did not offer",
+        ),
+        #[cfg(feature = "deflate")]
+        ClientHandshakeError::Deflate(_) => (
+            "RFC 7692 §7.1",
+            "a client MUST fail the connection on a permessage-deflate answer with an unknown, \
+             repeated or invalid parameter, or one outside what it offered",
         ),
     }
 }

@@ -522,12 +522,20 @@ impl<R: Reactor> Core<R> {
         }
         let supported: Vec<&str> = self.config.protocols.iter().map(String::as_str).collect();
         let protocol = accepted.select_protocol(&supported);
+        #[allow(unused_mut)] // changed only with the `deflate` feature
+        let mut session = Session::new(Role::Server, self.config.session);
+        #[cfg(feature = "deflate")]
+        let response = match self.deflate_answer(&accepted, &mut session) {
+            Some(extensions) => accepted.response_with(protocol, Some(&extensions)),
+            None => accepted.response(protocol),
+        };
+        #[cfg(not(feature = "deflate"))]
         let response = accepted.response(protocol);
         let sid: Arc<str> = Arc::from(sid);
         let conn = &mut self.conns[key];
         conn.queue.push_copy(&response);
         conn.phase = Phase::WebSocket {
-            session: Session::new(Role::Server, self.config.session),
+            session,
             sid: sid.clone(),
         };
         self.register(handler, key, sid);
@@ -537,6 +545,22 @@ impl<R: Reactor> Core<R> {
             self.on_data(handler, key, rest);
         }
         self.mark_dirty(key);
+    }
+
+    /// RFC 7692: answer the client's permessage-deflate offers when configured to, turning
+    /// compression on in `session`; the `Sec-WebSocket-Extensions` value for the `101`, or
+    /// `None` when not configured or every offer was declined.
+    #[cfg(feature = "deflate")]
+    fn deflate_answer(
+        &self,
+        accepted: &handshake::Accept,
+        session: &mut Session,
+    ) -> Option<String> {
+        let config = self.config.deflate.as_ref()?;
+        let offers = accepted.offered_extensions().iter().map(String::as_str);
+        let (negotiated, header) = crate::deflate::negotiate::answer(offers, config)?;
+        session.set_deflate(negotiated, config);
+        Some(header)
     }
 
     /// Make `key` the session for its sid, replacing an older connection with the same sid.
@@ -752,9 +776,11 @@ impl<R: Reactor> Core<R> {
         let Some(session) = conn.session_mut() else {
             return SendStatus::NoSuchSession;
         };
-        match session.data_frame_header(message.opcode(), true, message.len()) {
-            Ok(header) => {
-                conn.queue.push_frame(header, message.into_bytes());
+        // Compressed when permessage-deflate is on for this session, else the message's own
+        // bytes, not copied.
+        match session.frame_message(message) {
+            Ok((header, payload)) => {
+                conn.queue.push_frame(header, payload);
                 self.mark_dirty(key);
                 SendStatus::Queued
             }

@@ -92,6 +92,19 @@ pub struct ServerConfig {
     /// (The loop also keeps the buffer of the last large payload it wrote, at most one
     /// message's worth, so that the next large message reuses memory already mapped.)
     pub read_buffer_size: usize,
+    /// permessage-deflate (RFC 7692), feature `deflate`: `Some` accepts the first offer of a
+    /// client that this configuration can honour ([`crate::deflate::negotiate::answer`]);
+    /// such a session then compresses what [`Context::send`] and [`Handle::send`] send to
+    /// it, and inflates what it receives. Default `None`, not offered: compression costs CPU
+    /// on every message and memory on every connection that uses it (hundreds of KiB with
+    /// context takeover, none between messages without; see [`crate::deflate`]), and pays
+    /// off only for large or repetitive text.
+    ///
+    /// Broadcasts are not compressed: one frame is built once and shared by every session,
+    /// which compression per connection would undo. RFC 7692 §6 allows uncompressed messages
+    /// (RSV1 clear) on a connection that negotiated the extension, so receivers take them.
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<crate::deflate::DeflateConfig>,
 }
 
 impl Default for ServerConfig {
@@ -110,6 +123,8 @@ impl Default for ServerConfig {
             message_timeout: Duration::from_secs(60),
             close_timeout: Duration::from_secs(5),
             read_buffer_size: 64 << 10,
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
     }
 }
@@ -145,6 +160,14 @@ impl ServerBuilder {
         f: impl Fn(&crate::handshake::Request) -> Result<String, u16> + Send + Sync + 'static,
     ) -> Self {
         self.config.route = Route::custom(f);
+        self
+    }
+
+    /// Accept permessage-deflate with `config` (feature `deflate`); see
+    /// [`ServerConfig::deflate`].
+    #[cfg(feature = "deflate")]
+    pub fn deflate(mut self, config: crate::deflate::DeflateConfig) -> Self {
+        self.config.deflate = Some(config);
         self
     }
 

@@ -757,3 +757,6 @@ fn a_spare_keeps_the_fragments_already_received() {
     expected.extend_from_slice(&big);
     assert_eq!(events(&mut s), [binary(&expected)]);
 }
+
+#[cfg(feature = "deflate")]
+mod deflate;
