@@ -141,3 +141,36 @@ write("mask", "offset-3-pieces", bytes([1, 2, 3, 4, 3, 0x00, 0x41, 0x81, 0x02]) 
 write("mask", "long-odd", bytes([0xDE, 0xAD, 0xBE, 0xEF, 0x7D, 0x45, 0x03, 0x9A, 0xC1]) + bytes((i * 7) % 256 for i in range(1500)))
 # The first crash the mask target found was in the target itself: no data and an offset > 3.
 write("mask", "no-data-large-offset", bytes([1, 2, 3, 4, 108, 0xFF, 0xFF, 0xFF, 0xFF]))
+
+# session_deflate: message limit (u16 LE), negotiated parameters (bit 0/1 server/client no
+# context takeover, bits 2-4 and 5-7 window bits - 8), level | threshold/4 << 4 | 0x08 to
+# take events after each piece, four piece-size seeds; then client frames with RSV1.
+import zlib
+
+
+def deflated(data, wbits=15, level=6):
+    c = zlib.compressobj(level, zlib.DEFLATED, -wbits)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+def deflate_session(msg=0xFFFF, params=0xFC, flags=0x0E, seeds=b"\xff\xff\xff\xff"):
+    return msg.to_bytes(2, "little") + bytes([params, flags]) + seeds
+
+
+RFC7692_HELLO = bytes([0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00])
+write("session_deflate", "rfc7692-hello", deflate_session() + client_frame(0xC1, RFC7692_HELLO))
+write(
+    "session_deflate",
+    "rfc7692-fragmented-hello",
+    deflate_session(seeds=b"\x02\x41\x00\xc0") + client_frame(0x41, RFC7692_HELLO[:3]) + client_frame(0x80, RFC7692_HELLO[3:]),
+)
+text = ("order 42: the customer is asking. " * 40).encode()
+write("session_deflate", "text-then-ping", deflate_session(seeds=b"\x85\x13\x40\x01") + client_frame(0xC1, deflated(text)) + client_frame(0x89, b"hb"))
+write("session_deflate", "binary-window-9-no-takeover", deflate_session(params=0x27) + client_frame(0xC2, deflated(bytes(range(256)) * 8, wbits=9)))
+write("session_deflate", "bomb-small-limit", deflate_session(msg=4096) + client_frame(0xC2, deflated(bytes(200_000))))
+write("session_deflate", "plain-and-compressed", deflate_session(flags=0x16) + client_frame(0x81, b"plain") + client_frame(0xC1, deflated(b"packed packed packed")))
+write("session_deflate", "rsv1-on-continuation", deflate_session() + client_frame(0x41, RFC7692_HELLO[:3]) + client_frame(0xC0, RFC7692_HELLO[3:]))
+write("session_deflate", "invalid-deflate", deflate_session() + client_frame(0xC2, b"\xff\xff\xff\xff"))
+write("session_deflate", "final-block", deflate_session() + client_frame(0xC1, bytes([0xF3, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00, 0x00])) + client_frame(0xC1, RFC7692_HELLO))
