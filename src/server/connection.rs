@@ -189,6 +189,9 @@ pub(crate) enum Phase {
 
 /// One accepted connection over a stream `S` (a TCP socket, or an in-memory pipe in tests).
 pub(crate) struct Connection<S> {
+    /// How often another loop of the server has handed this connection on (see
+    /// `Command::Adopt`); bounds a hand-over chain when sids move between loops.
+    pub(crate) hops: u8,
     pub(crate) socket: S,
     pub(crate) peer: SocketAddr,
     /// Distinguishes this connection from earlier occupants of the same slab slot.
@@ -245,6 +248,7 @@ impl<S> Connection<S> {
             read_paused: false,
             closing_since: None,
             timer_at: None,
+            hops: 0,
         }
     }
 

@@ -9,6 +9,16 @@
 //! everything a callback sends to a connection leaves in one `writev`); WRITABLE interest only
 //! while a queue is non-empty.
 //!
+//! **Several loops** (`ServerConfig::workers`): each loop is one `EventLoop` on its own
+//! thread, with its own poll, slab, read buffer and timers. Loop 0 owns the listener and
+//! hands each accepted socket to the loop with the fewest connections (exact balance, no
+//! `SO_REUSEPORT` and so no `unsafe` socket option). A sid lives on one loop at a time: the
+//! loop that completes an upgrade first claims the sid in the shared directory (see
+//! [`Handle`]); if another loop holds it, the new connection, with the bytes read so far, is
+//! handed to that loop, which then replaces the old session exactly as a single loop does
+//! (`on_close(Replaced)` before the new `on_open`). Commands and hand-overs between loops go
+//! through each loop's command queue and waker.
+//!
 //! One invariant keeps the borrow structure simple: **only the loop itself removes a
 //! connection**, never an operation a handler calls through its [`Context`], so a connection
 //! being processed still exists when a callback returns.
@@ -41,6 +51,10 @@ const WAKER: Token = Token(1);
 /// Reads from one connection per readiness event before others get a turn.
 const READ_BUDGET: usize = 16;
 
+/// How often one connection may be handed from loop to loop before it is served where it is
+/// (only a sid moving between loops at that very moment makes a second hand-over happen).
+const MAX_HOPS: u8 = 4;
+
 /// How long accepting pauses after an error such as EMFILE (no file descriptors left):
 /// long enough not to spin, short enough to pick up again soon after descriptors free up.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -51,7 +65,8 @@ const MAX_REFUSING: usize = 1024;
 
 pub(crate) struct EventLoop {
     poll: Poll,
-    listener: TcpListener,
+    /// The listener (loop 0 only).
+    listener: Option<TcpListener>,
     listening: bool,
     core: Core<Mio>,
     read_buf: Vec<u8>,
@@ -60,6 +75,8 @@ pub(crate) struct EventLoop {
 /// Everything a handler's [`Context`] can reach: the loop's state and logic, over any
 /// [`Reactor`].
 pub(crate) struct Core<R: Reactor> {
+    /// Which loop of the server this is (0 when there is one).
+    index: usize,
     config: ServerConfig,
     reactor: R,
     conns: Slab<Connection<R::Stream>>,
@@ -83,27 +100,48 @@ pub(crate) struct Core<R: Reactor> {
 }
 
 impl EventLoop {
-    pub(crate) fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<EventLoop> {
-        let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(addr)?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let waker = Waker::new(poll.registry(), WAKER)?;
-        let reactor = Mio {
-            registry: poll.registry().try_clone()?,
-        };
-        let read_buf = vec![0u8; config.read_buffer_size.max(1024)];
-        Ok(EventLoop {
-            poll,
-            listener,
-            listening: true,
-            core: Core::new(config, reactor, Handle::new(waker)),
-            read_buf,
-        })
+    /// The loops of a server: `config.workers` of them (at least one), loop 0 listening on
+    /// `addr`, all sharing one [`Handle`].
+    pub(crate) fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<Vec<EventLoop>> {
+        let count = config.workers.max(1);
+        let mut polls = Vec::with_capacity(count);
+        let mut wakers = Vec::with_capacity(count);
+        for _ in 0..count {
+            let poll = Poll::new()?;
+            wakers.push(Waker::new(poll.registry(), WAKER)?);
+            polls.push(poll);
+        }
+        let handle = Handle::new(wakers);
+        let mut loops = Vec::with_capacity(count);
+        for (index, poll) in polls.into_iter().enumerate() {
+            let listener = if index == 0 {
+                let mut listener = TcpListener::bind(addr)?;
+                poll.registry()
+                    .register(&mut listener, LISTENER, Interest::READABLE)?;
+                Some(listener)
+            } else {
+                None
+            };
+            let reactor = Mio {
+                registry: poll.registry().try_clone()?,
+            };
+            let read_buf = vec![0u8; config.read_buffer_size.max(1024)];
+            loops.push(EventLoop {
+                poll,
+                listening: listener.is_some(),
+                listener,
+                core: Core::new(config.clone(), reactor, handle.clone(), index),
+                read_buf,
+            });
+        }
+        Ok(loops)
     }
 
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match &self.listener {
+            Some(listener) => listener.local_addr(),
+            None => Err(io::Error::other("not the listening loop")),
+        }
     }
 
     pub(crate) fn handle(&self) -> Handle {
@@ -111,12 +149,20 @@ impl EventLoop {
     }
 
     pub(crate) fn run<H: Handler>(mut self, mut handler: H) -> io::Result<()> {
-        self.core.handle.set_loop_thread();
-        log::info!("listening on {}", self.local_addr()?);
+        let index = self.core.index;
+        self.core.handle.set_loop_thread(index);
+        if let Ok(addr) = self.local_addr() {
+            log::info!("listening on {addr}");
+        }
         let result = self.run_loop(&mut handler);
+        if let Err(e) = &result {
+            // One loop failing stops the server, not just its share of it.
+            log::error!("loop {index} failed: {e}; shutting the server down");
+            self.core.handle.begin_shutdown();
+        }
         self.core.close_all(&mut handler);
-        self.core.handle.mark_stopped();
-        log::info!("server stopped");
+        self.core.handle.mark_stopped(index);
+        log::info!("loop {index} stopped");
         result
     }
 
@@ -139,7 +185,9 @@ impl EventLoop {
                 match event.token() {
                     LISTENER => self.accept(),
                     WAKER => {
-                        self.core.handle.take_commands(&mut commands);
+                        self.core
+                            .handle
+                            .take_commands(self.core.index, &mut commands);
                         for command in commands.drain(..) {
                             self.core.run_command(handler, command);
                         }
@@ -170,7 +218,9 @@ impl EventLoop {
             self.core.fire_timers(handler);
             self.core.flush_dirty(handler);
             if self.core.shutdown_deadline.is_some() && self.listening {
-                self.poll.registry().deregister(&mut self.listener)?;
+                if let Some(listener) = self.listener.as_mut() {
+                    self.poll.registry().deregister(listener)?;
+                }
                 self.listening = false;
             }
             if self.core.shutdown_step(handler) {
@@ -181,11 +231,14 @@ impl EventLoop {
 
     fn accept(&mut self) {
         while self.listening && self.core.accept_paused_until.is_none() {
-            match self.listener.accept() {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            match listener.accept() {
                 Ok((socket, peer)) => {
                     // We cork ourselves (one writev per event); Nagle would only add latency.
                     let _ = socket.set_nodelay(true);
-                    self.core.add(socket, peer);
+                    self.core.balance(socket, peer);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e)
@@ -205,8 +258,9 @@ impl EventLoop {
 }
 
 impl<R: Reactor> Core<R> {
-    pub(crate) fn new(config: ServerConfig, reactor: R, handle: Handle) -> Self {
+    pub(crate) fn new(config: ServerConfig, reactor: R, handle: Handle, index: usize) -> Self {
         Core {
+            index,
             config,
             reactor,
             conns: Slab::new(),
@@ -280,17 +334,81 @@ impl<R: Reactor> Core<R> {
         }
     }
 
-    pub(crate) fn add(&mut self, mut socket: R::Stream, peer: SocketAddr) {
-        let refuse = self.counted >= self.config.max_connections;
+    /// Loop 0's accepted socket: served here, or handed to the loop with the fewest
+    /// connections. The connection limit is the server's, over all loops.
+    fn balance(&mut self, socket: R::Stream, peer: SocketAddr) {
+        let loops = self.handle.loop_count();
+        let full = loops > 1 && self.handle.connection_count() >= self.config.max_connections;
+        let target = self.handle.least_loaded();
+        if loops == 1 || full || target == self.index {
+            return self.add(socket, peer);
+        }
+        let Some(socket) = R::into_tcp(socket) else {
+            return;
+        };
+        let command = Command::Adopt {
+            socket,
+            peer,
+            bytes: Vec::new(),
+            hops: 0,
+        };
+        // Counted now, so that the next accept sees this loop's share.
+        self.handle.add_connection(target);
+        if let Err(e) = self.handle.push_to(target, command) {
+            log::warn!("cannot hand {peer} to loop {target}: {e}; closing it");
+        }
+    }
+
+    pub(crate) fn add(&mut self, socket: R::Stream, peer: SocketAddr) {
+        let refuse = if self.handle.loop_count() > 1 {
+            self.handle.connection_count() >= self.config.max_connections
+        } else {
+            self.counted >= self.config.max_connections
+        };
+        self.add_connection(socket, peer, refuse);
+    }
+
+    /// A connection handed over by another loop, with what was read from it so far. It was
+    /// admitted under the server's connection limit already.
+    fn adopt<H: Handler>(
+        &mut self,
+        handler: &mut H,
+        socket: mio::net::TcpStream,
+        peer: SocketAddr,
+        bytes: &[u8],
+        hops: u8,
+    ) {
+        let Some(socket) = R::from_tcp(socket) else {
+            return;
+        };
+        if self.shutdown_deadline.is_some() {
+            log::debug!("shutting down: connection from {peer} closed");
+            return;
+        }
+        let Some(key) = self.add_connection(socket, peer, false) else {
+            return;
+        };
+        self.conns[key].hops = hops;
+        if !bytes.is_empty() {
+            self.on_data(handler, key, bytes);
+        }
+    }
+
+    fn add_connection(
+        &mut self,
+        mut socket: R::Stream,
+        peer: SocketAddr,
+        refuse: bool,
+    ) -> Option<usize> {
         if refuse && self.refusing >= MAX_REFUSING {
             log::warn!("refusing {peer}: too many connections, closing at once");
-            return;
+            return None;
         }
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if let Err(e) = self.reactor.register(&mut socket, key) {
             log::warn!("cannot register {peer}: {e}");
-            return;
+            return None;
         }
         self.next_generation += 1;
         let limits = self.config.handshake_limits;
@@ -321,8 +439,16 @@ impl<R: Reactor> Core<R> {
             log::debug!("accepted {peer}");
         }
         entry.insert(conn);
+        self.report_counts();
         self.mark_dirty(key);
         self.schedule(key);
+        Some(key)
+    }
+
+    /// Tell the other loops (and handles) how many sessions and connections this loop has.
+    fn report_counts(&self) {
+        self.handle
+            .set_counts(self.index, self.sids.len(), self.conns.len());
     }
 
     /// The slab key of the session for `sid`, checked against the slot's generation so that
@@ -349,6 +475,7 @@ impl<R: Reactor> Core<R> {
         } else {
             self.refusing -= 1;
         }
+        self.report_counts();
         let reason = match conn.close_reason.take() {
             Some(CloseReason::ByServer { close, .. }) => CloseReason::ByServer {
                 answered: matches!(&conn.phase, Phase::WebSocket { session, .. }
@@ -371,8 +498,54 @@ impl<R: Reactor> Core<R> {
     fn unregister_sid(&mut self, sid: &str, key: usize) {
         if self.sids.get(sid).is_some_and(|c| c.key == key) {
             self.sids.remove(sid);
+            if self.handle.loop_count() > 1 {
+                self.handle.release(sid, self.index);
+            }
         }
-        self.handle.set_session_count(self.sids.len());
+        self.report_counts();
+    }
+
+    /// With several loops: claim `sid` for this loop. When another loop holds it, hand the
+    /// connection at `key` over to that loop with `bytes` (everything read from it so far),
+    /// and return false.
+    fn claim_or_hand_over(&mut self, key: usize, sid: &Arc<str>, bytes: Vec<u8>) -> bool {
+        if self.handle.loop_count() == 1 {
+            return true;
+        }
+        let owner = match self.handle.claim(sid, self.index) {
+            Ok(()) => return true,
+            Err(owner) => owner,
+        };
+        let hops = self.conns[key].hops;
+        if hops >= MAX_HOPS {
+            log::warn!(
+                "{sid}: handed over {hops} times; serving it on loop {}",
+                self.index
+            );
+            return true;
+        }
+        let Some(mut conn) = self.conns.try_remove(key) else {
+            return false;
+        };
+        self.reactor.deregister(&mut conn.socket);
+        self.counted -= 1;
+        self.report_counts();
+        let peer = conn.peer;
+        log::debug!("{sid} lives on loop {owner}: handing {peer} over");
+        let Some(socket) = R::into_tcp(conn.socket) else {
+            return false;
+        };
+        self.handle.add_connection(owner);
+        let command = Command::Adopt {
+            socket,
+            peer,
+            bytes,
+            hops: hops + 1,
+        };
+        if let Err(e) = self.handle.push_to(owner, command) {
+            log::warn!("cannot hand {peer} to loop {owner}: {e}; closing it");
+        }
+        false
     }
 
     /// While shutting down: drop connections that never opened a session; true once the
@@ -520,6 +693,16 @@ impl<R: Reactor> Core<R> {
         if self.shutdown_deadline.is_some() {
             return self.respond(key, status_response(503));
         }
+        let sid: Arc<str> = Arc::from(sid);
+        if self.handle.loop_count() > 1 {
+            // The loop that holds the sid replays the request, so its replacement of the old
+            // session happens in one place, in order.
+            let mut bytes = request.raw().to_vec();
+            bytes.extend_from_slice(rest);
+            if !self.claim_or_hand_over(key, &sid, bytes) {
+                return;
+            }
+        }
         let supported: Vec<&str> = self.config.protocols.iter().map(String::as_str).collect();
         let protocol = accepted.select_protocol(&supported);
         #[allow(unused_mut)] // changed only with the `deflate` feature
@@ -531,7 +714,6 @@ impl<R: Reactor> Core<R> {
         };
         #[cfg(not(feature = "deflate"))]
         let response = accepted.response(protocol);
-        let sid: Arc<str> = Arc::from(sid);
         let conn = &mut self.conns[key];
         conn.queue.push_copy(&response);
         conn.phase = Phase::WebSocket {
@@ -587,7 +769,7 @@ impl<R: Reactor> Core<R> {
         let generation = conn.generation;
         log::info!("open {sid} ({})", conn.peer);
         self.sids.insert(sid.clone(), ConnRef { key, generation });
-        self.handle.set_session_count(self.sids.len());
+        self.report_counts();
         handler.on_open(&mut Context::new(self), &sid);
     }
 
@@ -822,7 +1004,6 @@ impl<R: Reactor> Core<R> {
     }
 
     pub(crate) fn run_command<H: Handler>(&mut self, handler: &mut H, command: Command) {
-        let _ = handler;
         match command {
             Command::Send(sid, message) => {
                 let status = self.send_to_sid(&sid, message);
@@ -830,15 +1011,23 @@ impl<R: Reactor> Core<R> {
                     log::debug!("send to {sid} from a handle: {status:?}");
                 }
             }
+            // A command acts on this loop only: a handle (or another loop) sent every loop
+            // its own copy.
             Command::Broadcast(message) => {
-                self.broadcast(&message);
+                self.broadcast_here(&message);
             }
             Command::Close(sid, code, reason) => {
                 if !self.close_sid(&sid, code, &reason) {
                     log::debug!("close of {sid} from a handle: no open session");
                 }
             }
-            Command::Shutdown => self.begin_shutdown(),
+            Command::Shutdown => self.shutdown_here(),
+            Command::Adopt {
+                socket,
+                peer,
+                bytes,
+                hops,
+            } => self.adopt(handler, socket, peer, &bytes, hops),
         }
     }
 
@@ -1023,11 +1212,79 @@ impl<R: Reactor> Ops for Core<R> {
     fn send_to_sid(&mut self, sid: &str, message: Message) -> SendStatus {
         match self.lookup(sid) {
             Some(key) => self.send_on(key, message),
-            None => SendStatus::NoSuchSession,
+            None => match self.other_loop_of(sid) {
+                Some(owner) => {
+                    let command = Command::Send(sid.to_string(), message);
+                    match self.handle.push_to(owner, command) {
+                        Ok(()) => SendStatus::Forwarded,
+                        Err(_) => SendStatus::NoSuchSession,
+                    }
+                }
+                None => SendStatus::NoSuchSession,
+            },
         }
     }
 
     fn broadcast(&mut self, message: &Message) -> usize {
+        // The other loops each get the command and encode the frame once for theirs.
+        for other in (0..self.handle.loop_count()).filter(|&i| i != self.index) {
+            if let Err(e) = self
+                .handle
+                .push_to(other, Command::Broadcast(message.clone()))
+            {
+                log::warn!("broadcast not passed to loop {other}: {e}");
+            }
+        }
+        self.broadcast_here(message)
+    }
+
+    fn close_sid(&mut self, sid: &str, code: CloseCode, reason: &str) -> bool {
+        if self.lookup(sid).is_none() {
+            if let Some(owner) = self.other_loop_of(sid) {
+                let command = Command::Close(sid.to_string(), code, reason.to_string());
+                return self.handle.push_to(owner, command).is_ok();
+            }
+        }
+        self.close_here(sid, code, reason)
+    }
+
+    fn is_open(&self, sid: &str) -> bool {
+        self.sids.contains_key(sid) || self.other_loop_of(sid).is_some()
+    }
+
+    fn sids(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        Box::new(self.sids.keys().map(|s| &**s))
+    }
+
+    fn session_count(&self) -> usize {
+        if self.handle.loop_count() == 1 {
+            self.sids.len()
+        } else {
+            self.handle.session_count()
+        }
+    }
+
+    fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    fn begin_shutdown(&mut self) {
+        self.handle.begin_shutdown();
+        self.shutdown_here();
+    }
+}
+
+impl<R: Reactor> Core<R> {
+    /// With several loops: the other loop that holds `sid`, if one does.
+    fn other_loop_of(&self, sid: &str) -> Option<usize> {
+        if self.handle.loop_count() == 1 {
+            return None;
+        }
+        self.handle.owner(sid).filter(|&owner| owner != self.index)
+    }
+
+    /// Broadcast to this loop's sessions.
+    fn broadcast_here(&mut self, message: &Message) -> usize {
         let header = FrameHeader::new(true, Opcode::Data(message.opcode()), message.len() as u64);
         let mut bytes = Vec::with_capacity(header.encode().as_bytes().len() + message.len());
         bytes.extend_from_slice(header.encode().as_bytes());
@@ -1060,7 +1317,7 @@ impl<R: Reactor> Ops for Core<R> {
         queued
     }
 
-    fn close_sid(&mut self, sid: &str, code: CloseCode, reason: &str) -> bool {
+    fn close_here(&mut self, sid: &str, code: CloseCode, reason: &str) -> bool {
         let Some(key) = self.lookup(sid) else {
             return false;
         };
@@ -1079,23 +1336,8 @@ impl<R: Reactor> Ops for Core<R> {
         true
     }
 
-    fn is_open(&self, sid: &str) -> bool {
-        self.sids.contains_key(sid)
-    }
-
-    fn sids(&self) -> Box<dyn Iterator<Item = &str> + '_> {
-        Box::new(self.sids.keys().map(|s| &**s))
-    }
-
-    fn session_count(&self) -> usize {
-        self.sids.len()
-    }
-
-    fn handle(&self) -> Handle {
-        self.handle.clone()
-    }
-
-    fn begin_shutdown(&mut self) {
+    /// Start this loop's graceful shutdown.
+    fn shutdown_here(&mut self) {
         if self.shutdown_deadline.is_some() {
             return;
         }

@@ -1,7 +1,15 @@
 //! The cross-thread [`Handle`]: how business code on other threads reaches the sessions.
 //!
-//! Owns: the command queue between threads and the loop, and the `mio::Waker` that tells the
-//! loop to look at it. Must not: touch connections; the loop executes the commands.
+//! Owns: the command queue between threads and each loop, the `mio::Waker` that tells a loop
+//! to look at its queue, and, when the server runs several loops (`workers`), the directory
+//! of which loop holds which sid. Must not: touch connections; the loops execute the
+//! commands.
+//!
+//! Several loops: each has its own queue and waker; a send or close for a sid goes to the loop
+//! that holds it (one directory lookup), a broadcast to every loop, a shutdown to every loop.
+//! Loops use the same queues to pass each other connections and commands, so the only lock a
+//! loop takes besides its queue's is the directory's, when a session opens or closes, or when
+//! a handler addresses a sid that is not on its own loop.
 //!
 //! What a handle reports: a handle cannot know at once whether a sid exists or how many
 //! sessions a broadcast reached without waiting for the loop, and it must never make the
@@ -12,7 +20,9 @@
 //! handler's `on_close` as usual. Code that needs the exact outcome runs inside the loop,
 //! in a handler, where [`super::Context`] answers at once.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::ThreadId;
@@ -20,17 +30,26 @@ use std::thread::ThreadId;
 use crate::close::CloseCode;
 use crate::session::Message;
 
-/// How many commands may wait for the loop before [`Handle`] methods fail with
+/// How many commands may wait for a loop before [`Handle`] methods fail with
 /// [`HandleError::QueueFull`]: a bound on the memory a runaway producer can take.
 pub const COMMAND_QUEUE_LIMIT: usize = 65_536;
 
-/// A request from another thread, executed by the loop.
+/// A request from another thread (or another loop of the same server), executed by a loop.
 #[derive(Debug)]
 pub(crate) enum Command {
     Send(String, Message),
     Broadcast(Message),
     Close(String, CloseCode, String),
     Shutdown,
+    /// A connection handed over by another loop of the same server: by the accepting loop,
+    /// to balance the loops, or by the loop that read an upgrade for a sid this loop holds,
+    /// with the bytes it read so far. `hops` bounds how often one connection is passed on.
+    Adopt {
+        socket: mio::net::TcpStream,
+        peer: SocketAddr,
+        bytes: Vec<u8>,
+        hops: u8,
+    },
 }
 
 /// Why a command was not queued.
@@ -53,14 +72,34 @@ impl fmt::Display for HandleError {
 
 impl std::error::Error for HandleError {}
 
-pub(crate) struct Shared {
+/// What other threads share with one event loop.
+struct Loop {
     commands: Mutex<Vec<Command>>,
     waker: mio::Waker,
-    stopped: Mutex<bool>,
-    stopped_cond: Condvar,
-    stopping: AtomicBool,
+    stopped: AtomicBool,
+    /// Open sessions and live connections on this loop, as the loop last reported them.
     sessions: AtomicUsize,
-    loop_thread: Mutex<Option<ThreadId>>,
+    connections: AtomicUsize,
+    thread: Mutex<Option<ThreadId>>,
+}
+
+/// What the handles and the loops of one server share.
+pub(crate) struct Shared {
+    loops: Vec<Loop>,
+    /// With several loops: which loop holds each open sid. Touched when a session opens or
+    /// closes and by sends addressed to a sid on another loop, never per message on a
+    /// loop's own sessions.
+    directory: Mutex<HashMap<Arc<str>, usize>>,
+    stopping: AtomicBool,
+    /// How many loops have stopped.
+    stopped: Mutex<usize>,
+    stopped_cond: Condvar,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic on another thread while holding the lock leaves the data consistent for our
+    // uses (plain pushes and inserts), so a poisoned lock is still used.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A cheap, cloneable way for any thread to send to sessions, broadcast, close and shut down.
@@ -84,6 +123,7 @@ pub struct Handle {
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle")
+            .field("loops", &self.shared.loops.len())
             .field("sessions", &self.session_count())
             .field("stopped", &self.is_stopped())
             .finish()
@@ -91,78 +131,95 @@ impl fmt::Debug for Handle {
 }
 
 impl Handle {
-    pub(crate) fn new(waker: mio::Waker) -> Handle {
-        Handle {
-            shared: Arc::new(Shared {
+    /// A handle for the loops woken by `wakers`, one per loop, in loop order.
+    pub(crate) fn new(wakers: Vec<mio::Waker>) -> Handle {
+        let loops = wakers
+            .into_iter()
+            .map(|waker| Loop {
                 commands: Mutex::new(Vec::new()),
                 waker,
-                stopped: Mutex::new(false),
-                stopped_cond: Condvar::new(),
-                stopping: AtomicBool::new(false),
+                stopped: AtomicBool::new(false),
                 sessions: AtomicUsize::new(0),
-                loop_thread: Mutex::new(None),
+                connections: AtomicUsize::new(0),
+                thread: Mutex::new(None),
+            })
+            .collect();
+        Handle {
+            shared: Arc::new(Shared {
+                loops,
+                directory: Mutex::new(HashMap::new()),
+                stopping: AtomicBool::new(false),
+                stopped: Mutex::new(0),
+                stopped_cond: Condvar::new(),
             }),
         }
     }
 
-    fn push(&self, command: Command) -> Result<(), HandleError> {
-        if self.is_stopped() {
+    /// Queue `command` for loop `index` and wake it.
+    pub(crate) fn push_to(&self, index: usize, command: Command) -> Result<(), HandleError> {
+        let target = &self.shared.loops[index];
+        if target.stopped.load(Ordering::Acquire) {
             return Err(HandleError::Stopped);
         }
         {
-            let mut queue = self
-                .shared
-                .commands
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut queue = lock(&target.commands);
             if queue.len() >= COMMAND_QUEUE_LIMIT {
                 return Err(HandleError::QueueFull);
             }
             queue.push(command);
         }
         // A wake-up on a loop that has already stopped is harmless.
-        let _ = self.shared.waker.wake();
+        let _ = target.waker.wake();
         Ok(())
     }
 
-    /// Queue a message for the session `sid`.
-    pub fn send(&self, sid: &str, message: impl Into<Message>) -> Result<(), HandleError> {
-        self.push(Command::Send(sid.to_string(), message.into()))
+    /// The loop that holds `sid`, or the first loop when no loop does (it logs that the
+    /// session is not there).
+    fn loop_of(&self, sid: &str) -> usize {
+        if self.shared.loops.len() == 1 {
+            return 0;
+        }
+        self.owner(sid).unwrap_or(0)
     }
 
-    /// Queue a message for every session open when the loop executes the command.
+    /// Queue a message for the session `sid` (on whichever loop holds it).
+    pub fn send(&self, sid: &str, message: impl Into<Message>) -> Result<(), HandleError> {
+        self.push_to(
+            self.loop_of(sid),
+            Command::Send(sid.to_string(), message.into()),
+        )
+    }
+
+    /// Queue a message for every session open when the loops execute the command. With
+    /// several loops each gets the command and encodes the frame once for its sessions.
     pub fn broadcast(&self, message: impl Into<Message>) -> Result<(), HandleError> {
-        self.push(Command::Broadcast(message.into()))
+        let message = message.into();
+        let last = self.shared.loops.len() - 1;
+        let mut result = Ok(());
+        for index in 0..last {
+            result = result.and(self.push_to(index, Command::Broadcast(message.clone())));
+        }
+        result.and(self.push_to(last, Command::Broadcast(message)))
     }
 
     /// Queue the closing of the session `sid` with `code` and `reason`.
     pub fn close(&self, sid: &str, code: CloseCode, reason: &str) -> Result<(), HandleError> {
-        self.push(Command::Close(sid.to_string(), code, reason.to_string()))
+        let command = Command::Close(sid.to_string(), code, reason.to_string());
+        self.push_to(self.loop_of(sid), command)
     }
 
-    /// Gracefully shut the server down: every session is closed with 1001, the loop waits
-    /// for their answers up to the close timeout, then stops. Blocks until the loop has
-    /// stopped, except when called on the loop's own thread (from a handler), where it only
+    /// Gracefully shut the server down: every session is closed with 1001, the loops wait
+    /// for their answers up to the close timeout, then stop. Blocks until every loop has
+    /// stopped, except when called on a loop's own thread (from a handler), where it only
     /// starts the shutdown.
     pub fn shutdown(&self) {
-        if !self.shared.stopping.swap(true, Ordering::SeqCst) {
-            let _ = self.push(Command::Shutdown);
-        }
-        let on_loop = *self
-            .shared
-            .loop_thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            == Some(std::thread::current().id());
-        if on_loop {
+        self.begin_shutdown();
+        let me = Some(std::thread::current().id());
+        if self.shared.loops.iter().any(|l| *lock(&l.thread) == me) {
             return;
         }
-        let mut stopped = self
-            .shared
-            .stopped
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        while !*stopped {
+        let mut stopped = lock(&self.shared.stopped);
+        while *stopped < self.shared.loops.len() {
             stopped = self
                 .shared
                 .stopped_cond
@@ -171,55 +228,113 @@ impl Handle {
         }
     }
 
-    /// Whether the loop has stopped.
-    pub fn is_stopped(&self) -> bool {
-        *self
-            .shared
-            .stopped
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    /// Tell every loop to shut down, without waiting.
+    pub(crate) fn begin_shutdown(&self) {
+        if !self.shared.stopping.swap(true, Ordering::SeqCst) {
+            for index in 0..self.shared.loops.len() {
+                let _ = self.push_to(index, Command::Shutdown);
+            }
+        }
     }
 
-    /// How many sessions are open (updated by the loop as they open and close).
+    /// Whether the server has stopped (every loop).
+    pub fn is_stopped(&self) -> bool {
+        *lock(&self.shared.stopped) == self.shared.loops.len()
+    }
+
+    /// How many sessions are open, on all loops (updated by the loops as they open and
+    /// close).
     pub fn session_count(&self) -> usize {
-        self.shared.sessions.load(Ordering::Relaxed)
+        let loops = &self.shared.loops;
+        loops
+            .iter()
+            .map(|l| l.sessions.load(Ordering::Relaxed))
+            .sum()
     }
 
     // ----- The loop's side ---------------------------------------------------------------
 
-    pub(crate) fn take_commands(&self, into: &mut Vec<Command>) {
-        let mut queue = self
-            .shared
-            .commands
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        std::mem::swap(&mut *queue, into);
+    pub(crate) fn loop_count(&self) -> usize {
+        self.shared.loops.len()
     }
 
-    pub(crate) fn set_session_count(&self, n: usize) {
-        self.shared.sessions.store(n, Ordering::Relaxed);
+    pub(crate) fn take_commands(&self, index: usize, into: &mut Vec<Command>) {
+        std::mem::swap(&mut *lock(&self.shared.loops[index].commands), into);
     }
 
-    pub(crate) fn set_loop_thread(&self) {
-        *self
-            .shared
-            .loop_thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current().id());
+    pub(crate) fn set_counts(&self, index: usize, sessions: usize, connections: usize) {
+        let l = &self.shared.loops[index];
+        l.sessions.store(sessions, Ordering::Relaxed);
+        l.connections.store(connections, Ordering::Relaxed);
     }
 
-    pub(crate) fn mark_stopped(&self) {
-        let mut stopped = self
-            .shared
-            .stopped
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        *stopped = true;
+    /// The loop with the fewest connections (the first of equals).
+    pub(crate) fn least_loaded(&self) -> usize {
+        let loops = &self.shared.loops;
+        (0..loops.len())
+            .min_by_key(|&i| loops[i].connections.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    /// A connection is on its way to loop `index` (counted before it arrives, so that the
+    /// balance sees it; the loop reports its exact count once it has taken it).
+    pub(crate) fn add_connection(&self, index: usize) {
+        self.shared.loops[index]
+            .connections
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections on all loops, as last reported.
+    pub(crate) fn connection_count(&self) -> usize {
+        let loops = &self.shared.loops;
+        loops
+            .iter()
+            .map(|l| l.connections.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Record that loop `index` is opening a session for `sid`, unless another loop holds
+    /// it: then `Err` with that loop, which must take the connection so that the
+    /// replacement of the old session happens in one place, in order.
+    pub(crate) fn claim(&self, sid: &Arc<str>, index: usize) -> Result<(), usize> {
+        let mut directory = lock(&self.shared.directory);
+        match directory.get(sid) {
+            Some(&owner) if owner != index => Err(owner),
+            Some(_) => Ok(()),
+            None => {
+                directory.insert(sid.clone(), index);
+                Ok(())
+            }
+        }
+    }
+
+    /// Loop `index` no longer holds `sid`.
+    pub(crate) fn release(&self, sid: &str, index: usize) {
+        let mut directory = lock(&self.shared.directory);
+        if directory.get(sid) == Some(&index) {
+            directory.remove(sid);
+        }
+    }
+
+    /// The loop that holds `sid`, if any.
+    pub(crate) fn owner(&self, sid: &str) -> Option<usize> {
+        lock(&self.shared.directory).get(sid).copied()
+    }
+
+    pub(crate) fn set_loop_thread(&self, index: usize) {
+        *lock(&self.shared.loops[index].thread) = Some(std::thread::current().id());
+    }
+
+    pub(crate) fn mark_stopped(&self, index: usize) {
+        let l = &self.shared.loops[index];
+        if l.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        lock(&l.commands).clear();
+        l.sessions.store(0, Ordering::Relaxed);
+        l.connections.store(0, Ordering::Relaxed);
+        let mut stopped = lock(&self.shared.stopped);
+        *stopped += 1;
         self.shared.stopped_cond.notify_all();
-        self.shared
-            .commands
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
     }
 }

@@ -136,6 +136,9 @@ pub enum SendStatus {
     /// The client's write queue was already over the high-water mark: the message was
     /// dropped and the connection is being closed with 1008.
     QueueFull,
+    /// The sid is held by another loop of this server (`ServerConfig::workers`): the message
+    /// was passed to that loop, which sends it (and logs the outcome) when it runs next.
+    Forwarded,
 }
 
 /// A plain HTTP request, head and body.
@@ -264,27 +267,32 @@ impl<'a> Context<'a> {
     }
 
     /// Send a message to every open session; returns for how many it was queued. The frame
-    /// is encoded once and its bytes are shared by every connection's queue.
+    /// is encoded once and its bytes are shared by every connection's queue. With several
+    /// loops (`ServerConfig::workers`) the count is this loop's; every other loop gets the
+    /// message through its queue and encodes it once for its own sessions.
     pub fn broadcast(&mut self, message: impl Into<Message>) -> usize {
         self.core.broadcast(&message.into())
     }
 
-    /// Start the closing handshake with `sid`; false if no open session has it.
+    /// Start the closing handshake with `sid`; false if no open session has it. (A sid on
+    /// another loop is passed to that loop: true if it was.)
     pub fn close(&mut self, sid: &str, code: CloseCode, reason: &str) -> bool {
         self.core.close_sid(sid, code, reason)
     }
 
-    /// Whether a session with this sid is open.
+    /// Whether a session with this sid is open (on any loop).
     pub fn is_open(&self, sid: &str) -> bool {
         self.core.is_open(sid)
     }
 
-    /// The sids of the open sessions, in no particular order.
+    /// The sids of the open sessions, in no particular order (with several loops, this
+    /// loop's).
     pub fn sids(&self) -> impl Iterator<Item = &str> {
         self.core.sids()
     }
 
-    /// How many sessions are open.
+    /// How many sessions are open (with several loops, on all of them: this loop's count is
+    /// exact, the others' as they last reported it).
     pub fn session_count(&self) -> usize {
         self.core.session_count()
     }

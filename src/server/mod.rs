@@ -92,6 +92,12 @@ pub struct ServerConfig {
     /// (The loop also keeps the buffer of the last large payload it wrote, at most one
     /// message's worth, so that the next large message reuses memory already mapped.)
     pub read_buffer_size: usize,
+    /// How many event loops, each on its own thread with its own poll, slab, read buffer
+    /// and timers. Default 1: one loop on one core serves tens of thousands of sessions and
+    /// keeps the handler on one thread. With more, loop 0 accepts and hands each connection
+    /// to the loop with the fewest; sends, broadcasts, closes, duplicate sids and shutdown
+    /// work across loops as on one (see [`Server::run_each`]).
+    pub workers: usize,
     /// permessage-deflate (RFC 7692), feature `deflate`: `Some` accepts the first offer of a
     /// client that this configuration can honour ([`crate::deflate::negotiate::answer`]);
     /// such a session then compresses what [`Context::send`] and [`Handle::send`] send to
@@ -123,6 +129,7 @@ impl Default for ServerConfig {
             message_timeout: Duration::from_secs(60),
             close_timeout: Duration::from_secs(5),
             read_buffer_size: 64 << 10,
+            workers: 1,
             #[cfg(feature = "deflate")]
             deflate: None,
         }
@@ -171,6 +178,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Run `n` event loops, one thread each (see [`ServerConfig::workers`]); run the
+    /// server with [`Server::run_each`] or [`Server::spawn_each`], which make one handler
+    /// per loop.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.config.workers = n.max(1);
+        self
+    }
+
     /// Replace the whole configuration (keeps the address).
     pub fn config(mut self, config: ServerConfig) -> Self {
         self.config = config;
@@ -195,19 +210,21 @@ impl ServerBuilder {
         let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "address resolves to nothing")
         })?;
-        event_loop::EventLoop::bind(addr, self.config).map(|inner| Server { inner })
+        event_loop::EventLoop::bind(addr, self.config).map(|loops| Server { loops })
     }
 }
 
-/// A bound server, ready to run its loop.
+/// A bound server, ready to run its loop (or loops).
 pub struct Server {
-    inner: event_loop::EventLoop,
+    /// Loop 0 (the listening one) first.
+    loops: Vec<event_loop::EventLoop>,
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("local_addr", &self.local_addr().ok())
+            .field("loops", &self.loops.len())
             .finish()
     }
 }
@@ -220,20 +237,74 @@ impl Server {
 
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+        self.loops[0].local_addr()
     }
 
     /// A handle for other threads; take it before [`Server::run`].
     pub fn handle(&self) -> Handle {
-        self.inner.handle()
+        self.loops[0].handle()
     }
 
-    /// Run the loop on this thread until shutdown.
+    /// Run the loop on this thread until shutdown. For a server with one loop (the
+    /// default); with [`ServerBuilder::workers`] above 1 use [`Server::run_each`].
     pub fn run<H: Handler>(self, handler: H) -> io::Result<()> {
-        self.inner.run(handler)
+        if self.loops.len() > 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a server with several loops needs one handler per loop: use run_each",
+            ));
+        }
+        let mut loops = self.loops;
+        loops.remove(0).run(handler)
     }
 
-    /// Run the loop on a new thread; returns the handle and the thread.
+    /// Run every loop until shutdown: loop 0 on this thread, the others on threads of their
+    /// own. `make(i)` builds loop `i`'s handler on that loop's thread, so the handler type
+    /// need not be `Send`; the callbacks of a connection always run on its loop's handler.
+    /// State shared by all loops (a map of online users, say) must therefore be shared
+    /// explicitly, e.g. an `Arc<Mutex<..>>` captured by `make`; per-sid state kept in a
+    /// handler stays consistent, because a sid's `on_open`, `on_message`s and `on_close` all
+    /// run on the loop that holds it. Returns once every loop has stopped, with the first
+    /// error.
+    pub fn run_each<H, F>(self, make: F) -> io::Result<()>
+    where
+        H: Handler,
+        F: Fn(usize) -> H + Send + Sync + 'static,
+    {
+        let make = std::sync::Arc::new(make);
+        let handle = self.handle();
+        let mut loops = self.loops.into_iter();
+        let first = loops.next().expect("a server has at least one loop");
+        let mut threads = Vec::new();
+        for (i, event_loop) in loops.enumerate() {
+            let make = make.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("wsloop-{}", i + 1))
+                .spawn(move || event_loop.run(make(i + 1)));
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(e) => {
+                    handle.begin_shutdown();
+                    return Err(e);
+                }
+            }
+        }
+        let mut result = first.run(make(0));
+        // Loop 0 stopped (a shutdown, or an error that began one): wait for the others.
+        handle.begin_shutdown();
+        for thread in threads {
+            let outcome = thread
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a loop panicked")));
+            if result.is_ok() {
+                result = outcome;
+            }
+        }
+        result
+    }
+
+    /// Run the loop on a new thread; returns the handle and the thread. For one loop; see
+    /// [`Server::spawn_each`].
     pub fn spawn<H: Handler + Send + 'static>(
         self,
         handler: H,
@@ -242,6 +313,23 @@ impl Server {
         let thread = std::thread::Builder::new()
             .name("wsloop".into())
             .spawn(move || self.run(handler))?;
+        Ok((handle, thread))
+    }
+
+    /// [`Server::run_each`] on a new thread; returns the handle and that thread, which ends
+    /// once every loop has stopped.
+    pub fn spawn_each<H, F>(
+        self,
+        make: F,
+    ) -> io::Result<(Handle, std::thread::JoinHandle<io::Result<()>>)>
+    where
+        H: Handler,
+        F: Fn(usize) -> H + Send + Sync + 'static,
+    {
+        let handle = self.handle();
+        let thread = std::thread::Builder::new()
+            .name("wsloop".into())
+            .spawn(move || self.run_each(make))?;
         Ok((handle, thread))
     }
 }

@@ -114,6 +114,15 @@ impl Reactor for MemReactor {
         stream.0.borrow_mut().server_shut_write = true;
         Ok(())
     }
+
+    // The simulator runs one loop: nothing moves between loops.
+    fn into_tcp(_stream: MemStream) -> Option<mio::net::TcpStream> {
+        None
+    }
+
+    fn from_tcp(_stream: mio::net::TcpStream) -> Option<MemStream> {
+        None
+    }
 }
 
 /// Wraps the application's handler and checks what the loop promises about callbacks.
@@ -177,7 +186,7 @@ impl<H: Handler> Sim<H> {
         let waker = mio::Waker::new(poll.registry(), mio::Token(1))?;
         let read_buf = vec![0; config.read_buffer_size.max(1024)];
         let now = Instant::now();
-        let mut core = Core::new(config, MemReactor, Handle::new(waker));
+        let mut core = Core::new(config, MemReactor, Handle::new(vec![waker]), 0);
         core.set_now(now);
         Ok(Sim {
             core,

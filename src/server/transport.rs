@@ -25,6 +25,11 @@ pub(crate) trait Reactor {
     fn deregister(&self, stream: &mut Self::Stream);
     /// Send our FIN: nothing more will be written.
     fn shutdown_write(&self, stream: &mut Self::Stream) -> io::Result<()>;
+    /// A stream as another loop of the same server can take it over (the `Mio` reactor's
+    /// own streams), or `None` for a transport whose streams cannot move between loops.
+    fn into_tcp(stream: Self::Stream) -> Option<TcpStream>;
+    /// The other way round: a TCP stream handed over by another loop.
+    fn from_tcp(stream: TcpStream) -> Option<Self::Stream>;
 }
 
 /// Connection tokens are slab keys offset past the listener's and the waker's.
@@ -62,5 +67,13 @@ impl Reactor for Mio {
 
     fn shutdown_write(&self, stream: &mut TcpStream) -> io::Result<()> {
         stream.shutdown(Shutdown::Write)
+    }
+
+    fn into_tcp(stream: TcpStream) -> Option<TcpStream> {
+        Some(stream)
+    }
+
+    fn from_tcp(stream: TcpStream) -> Option<TcpStream> {
+        Some(stream)
     }
 }

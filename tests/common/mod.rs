@@ -16,6 +16,15 @@ use wsloop::Message;
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// Event loops per test server: `WSLOOP_TEST_WORKERS`, default 1. CI runs the server's
+/// integration tests with 1 and with 2, so that every behaviour also holds across loops.
+pub fn workers() -> usize {
+    std::env::var("WSLOOP_TEST_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
 /// What the handler saw.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Seen {
@@ -81,11 +90,16 @@ impl TestServer {
             .bind("127.0.0.1:0")
             // Clients left open at the end of a test do not read: don't wait 5 s for them.
             .configure(|c| c.close_timeout = Duration::from_secs(1))
+            .workers(workers())
             .configure(configure)
             .build()
             .expect("bind");
         let addr = server.local_addr().unwrap();
-        let (handle, thread) = server.spawn(Recorder { seen: tx, echo }).unwrap();
+        let make = move |_| Recorder {
+            seen: tx.clone(),
+            echo,
+        };
+        let (handle, thread) = server.spawn_each(make).unwrap();
         TestServer {
             addr,
             handle,

@@ -1,0 +1,261 @@
+//! A server with several event loops (`ServerConfig::workers`) behaves as one: connections
+//! spread over the loops, and sends, broadcasts, closes, duplicate sids and shutdown reach
+//! across them. Loopback only, a few connections each.
+
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::time::Duration;
+
+use wsloop::client::{Client, ClientError};
+use wsloop::server::{CloseReason, Context, Handle, Handler, SendStatus, Server};
+use wsloop::{CloseCode, Message};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// What a loop's handler saw, and on which loop.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Open(String, usize),
+    Close(String, CloseReason, usize),
+    Sent(String, SendStatus),
+}
+
+/// Each loop's handler: records opens and closes with its loop; on a message `shout X` it
+/// broadcasts X, on `to:SID X` it sends X to SID and records the status.
+struct Loop {
+    index: usize,
+    seen: Sender<Seen>,
+}
+
+impl Handler for Loop {
+    fn on_open(&mut self, _ctx: &mut Context<'_>, sid: &str) {
+        let _ = self.seen.send(Seen::Open(sid.into(), self.index));
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_>, sid: &str, message: Message) {
+        let Message::Text(text) = message else {
+            return;
+        };
+        if let Some(rest) = text.strip_prefix("shout ") {
+            ctx.broadcast(format!("{sid}: {rest}"));
+        } else if let Some(rest) = text.strip_prefix("to:") {
+            let (to, body) = rest.split_once(' ').unwrap_or((rest, ""));
+            let status = ctx.send(to, format!("{sid} says {body}"));
+            let _ = self.seen.send(Seen::Sent(to.into(), status));
+        }
+    }
+
+    fn on_close(&mut self, _ctx: &mut Context<'_>, sid: &str, reason: &CloseReason) {
+        let _ = self
+            .seen
+            .send(Seen::Close(sid.into(), reason.clone(), self.index));
+    }
+}
+
+struct Cluster {
+    url: String,
+    handle: Handle,
+    seen: Receiver<Seen>,
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl Cluster {
+    fn start(workers: usize) -> Cluster {
+        let (tx, rx) = channel();
+        let server = Server::builder()
+            .bind("127.0.0.1:0")
+            .workers(workers)
+            .configure(|c| c.close_timeout = Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let url = format!("ws://{}/ws/", server.local_addr().unwrap());
+        let (handle, thread) = server
+            .spawn_each(move |index| Loop {
+                index,
+                seen: tx.clone(),
+            })
+            .unwrap();
+        Cluster {
+            url,
+            handle,
+            seen: rx,
+            thread,
+        }
+    }
+
+    fn next(&self) -> Seen {
+        self.seen
+            .recv_timeout(WAIT)
+            .expect("the handlers saw nothing")
+    }
+
+    /// Connect `sid`; returns the client and the loop its session opened on.
+    fn connect(&self, sid: &str) -> (Client, usize) {
+        let client = Client::builder()
+            .read_timeout(Some(WAIT))
+            .connect(&format!("{}{sid}", self.url))
+            .unwrap();
+        match self.next() {
+            Seen::Open(s, index) if s == sid => (client, index),
+            other => panic!("expected the open of {sid}, saw {other:?}"),
+        }
+    }
+
+    fn stop(self) {
+        self.handle.shutdown();
+        self.thread.join().unwrap().unwrap();
+    }
+}
+
+fn text(t: &str) -> Message {
+    Message::Text(t.into())
+}
+
+#[test]
+fn connections_spread_evenly_over_the_loops() {
+    let cluster = Cluster::start(2);
+    let clients: Vec<(Client, usize)> =
+        (0..10).map(|i| cluster.connect(&format!("c{i}"))).collect();
+    let on_first = clients.iter().filter(|(_, index)| *index == 0).count();
+    assert_eq!(on_first, 5, "loops of the 10 sessions: {clients:?}");
+    assert_eq!(cluster.handle.session_count(), 10);
+    cluster.stop();
+}
+
+#[test]
+fn a_broadcast_from_a_handler_on_one_loop_reaches_the_sessions_on_the_other() {
+    let cluster = Cluster::start(2);
+    let (mut a, loop_a) = cluster.connect("a");
+    let (mut b, loop_b) = cluster.connect("b");
+    assert_ne!(loop_a, loop_b);
+    a.send_text("shout order 42").unwrap();
+    assert_eq!(a.recv().unwrap(), text("a: order 42"));
+    assert_eq!(b.recv().unwrap(), text("a: order 42"));
+    // And the other way, each session exactly once: the next message is the next broadcast.
+    b.send_text("shout delivered").unwrap();
+    assert_eq!(a.recv().unwrap(), text("b: delivered"));
+    assert_eq!(b.recv().unwrap(), text("b: delivered"));
+    cluster.stop();
+}
+
+#[test]
+fn a_send_to_a_sid_on_another_loop_is_forwarded_to_it() {
+    let cluster = Cluster::start(2);
+    let (mut a, loop_a) = cluster.connect("a");
+    let (mut b, loop_b) = cluster.connect("b");
+    assert_ne!(loop_a, loop_b);
+    a.send_text("to:b hello").unwrap();
+    assert_eq!(
+        cluster.next(),
+        Seen::Sent("b".into(), SendStatus::Forwarded)
+    );
+    assert_eq!(b.recv().unwrap(), text("a says hello"));
+    a.send_text("to:nobody hello").unwrap();
+    assert_eq!(
+        cluster.next(),
+        Seen::Sent("nobody".into(), SendStatus::NoSuchSession)
+    );
+    cluster.stop();
+}
+
+#[test]
+fn handle_sends_and_closes_reach_the_loop_holding_the_sid() {
+    let cluster = Cluster::start(2);
+    let (mut a, _) = cluster.connect("a");
+    let (mut b, _) = cluster.connect("b");
+    cluster.handle.send("b", "for b").unwrap();
+    cluster.handle.send("a", "for a").unwrap();
+    assert_eq!(b.recv().unwrap(), text("for b"));
+    assert_eq!(a.recv().unwrap(), text("for a"));
+    cluster.handle.broadcast("everyone").unwrap();
+    assert_eq!(a.recv().unwrap(), text("everyone"));
+    assert_eq!(b.recv().unwrap(), text("everyone"));
+    cluster
+        .handle
+        .close("b", CloseCode::NormalClosure, "bye")
+        .unwrap();
+    match b.recv() {
+        Err(ClientError::Closed(frame)) => assert_eq!(frame.code, CloseCode::NormalClosure),
+        other => panic!("expected a Close, got {other:?}"),
+    }
+    match cluster.next() {
+        Seen::Close(sid, CloseReason::ByServer { .. }, _) => assert_eq!(sid, "b"),
+        other => panic!("{other:?}"),
+    }
+    cluster.stop();
+}
+
+#[test]
+fn a_duplicate_sid_arriving_on_another_loop_replaces_the_old_session_in_order() {
+    let cluster = Cluster::start(2);
+    let (mut old, loop_x) = cluster.connect("x");
+    let (_y, loop_y) = cluster.connect("y");
+    let (_z, loop_z) = cluster.connect("z");
+    assert_ne!(loop_x, loop_y);
+    assert_eq!(loop_z, loop_x);
+    // The loop of x now has two connections, the other one: the new connection for x is
+    // accepted by the other loop, which hands it to the loop holding x.
+    let new = Client::builder()
+        .read_timeout(Some(WAIT))
+        .connect(&format!("{}x", cluster.url))
+        .unwrap();
+    assert_eq!(
+        cluster.next(),
+        Seen::Close("x".into(), CloseReason::Replaced, loop_x)
+    );
+    assert_eq!(cluster.next(), Seen::Open("x".into(), loop_x));
+    match old.recv() {
+        Err(ClientError::Closed(frame)) => {
+            assert_eq!(frame.code, CloseCode::Private(4000));
+            assert_eq!(frame.reason, "replaced");
+        }
+        other => panic!("expected Close 4000, got {other:?}"),
+    }
+    assert_eq!(cluster.handle.session_count(), 3);
+    drop(new);
+    cluster.stop();
+}
+
+#[test]
+fn shutdown_closes_the_sessions_of_every_loop_and_stops_them_all() {
+    let cluster = Cluster::start(3);
+    let mut clients: Vec<Client> = (0..6)
+        .map(|i| cluster.connect(&format!("s{i}")).0)
+        .collect();
+    let handle = cluster.handle.clone();
+    let seen = cluster.seen;
+    handle.shutdown();
+    assert!(handle.is_stopped());
+    cluster.thread.join().unwrap().unwrap();
+    for client in &mut clients {
+        match client.recv() {
+            Err(ClientError::Closed(frame)) => assert_eq!(frame.code, CloseCode::GoingAway),
+            other => panic!("expected Close 1001, got {other:?}"),
+        }
+    }
+    let mut closed: Vec<usize> = seen
+        .try_iter()
+        .filter_map(|s| match s {
+            Seen::Close(_, CloseReason::Shutdown, index) => Some(index),
+            _ => None,
+        })
+        .collect();
+    closed.sort_unstable();
+    assert_eq!(closed, [0, 0, 1, 1, 2, 2]);
+    assert_eq!(
+        handle.broadcast("too late"),
+        Err(wsloop::server::HandleError::Stopped)
+    );
+}
+
+#[test]
+fn run_refuses_a_server_with_several_loops() {
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .workers(2)
+        .build()
+        .unwrap();
+    struct Nothing;
+    impl Handler for Nothing {}
+    let error = server.run(Nothing).unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+}
