@@ -12,6 +12,20 @@
 //! cargo run --release --example dashboard -- 127.0.0.1:8080 --simulate
 //! ```
 //!
+//! One instance can run several event loops, one thread each (`--workers 4`): pages spread
+//! over them, and alerts, `/send/<sid>` and duplicate sids work across them.
+//!
+//! Several instances behind a load balancer act as one through Redis (the `wsloop-redis`
+//! crate of this workspace): start each with `--redis`, and an alert posted to any of them
+//! pops up on the pages of all of them.
+//!
+//! ```sh
+//! cargo run --release --example dashboard -- --bind 127.0.0.1:8081 --redis redis://127.0.0.1:6379
+//! cargo run --release --example dashboard -- --bind 127.0.0.1:8082 --redis redis://127.0.0.1:6379
+//! curl -X POST http://127.0.0.1:8082/orders/42/remind     # pages on 8081 and 8082 pop it up
+//! redis-cli PUBLISH wsloop:events '{"type":"broadcast","text":"{\"type\":1,\"orderId\":7,\"content\":\"7\"}"}'
+//! ```
+//!
 //! Two ways to push, both shown here:
 //! - from inside the loop: the HTTP endpoints run in `on_request` and use the [`Context`],
 //!   which answers at once how many sessions the alert was queued for;
@@ -19,6 +33,11 @@
 //!   through a [`Handle`], as business code elsewhere in a program would. A `Handle` never
 //!   blocks on the loop (it queues and wakes it), and the loop never waits for that thread, so
 //!   neither can deadlock the other.
+//!
+//! With `--redis`, the handler is wrapped by the bridge (which puts each page's sid in the
+//! directory), an alert goes to this instance's pages through the `Context` and to the other
+//! instances' through Redis, and `/send/<sid>` for a page open elsewhere is forwarded to the
+//! instance that holds it. None of it waits for Redis on the event loop.
 
 use std::time::Duration;
 
@@ -26,6 +45,7 @@ use wsloop::server::{
     CloseReason, Context, Handle, Handler, HttpRequest, HttpResponse, SendStatus, Server,
 };
 use wsloop::Message;
+use wsloop_redis::{Bridge, Config};
 
 const PAGE: &str = include_str!("page.html");
 
@@ -34,7 +54,10 @@ fn alert(kind: u8, order_id: u64) -> String {
     format!(r#"{{"type":{kind},"orderId":{order_id},"content":"订单号：{order_id}"}}"#)
 }
 
-struct Dashboard;
+struct Dashboard {
+    /// The other instances, with `--redis`.
+    cluster: Option<Bridge>,
+}
 
 impl Handler for Dashboard {
     fn on_open(&mut self, ctx: &mut Context<'_>, sid: &str) {
@@ -63,15 +86,31 @@ impl Handler for Dashboard {
                 };
                 let kind = if *action == "placed" { 1 } else { 2 };
                 let delivered = ctx.broadcast(alert(kind, id));
-                HttpResponse::json(200, &format!(r#"{{"delivered":{delivered}}}"#))
+                match &self.cluster {
+                    None => HttpResponse::json(200, &format!(r#"{{"delivered":{delivered}}}"#)),
+                    // `delivered` counts this instance's pages; Redis takes it to the others.
+                    Some(cluster) => {
+                        let published = cluster.broadcast_remote(alert(kind, id)).is_ok();
+                        HttpResponse::json(
+                            200,
+                            &format!(r#"{{"delivered":{delivered},"published":{published}}}"#),
+                        )
+                    }
+                }
             }
             ("POST", ["send", sid]) => {
                 let text = String::from_utf8_lossy(request.body()).into_owned();
-                match ctx.send(sid, text) {
+                match ctx.send(sid, text.clone()) {
                     SendStatus::Queued => HttpResponse::json(200, r#"{"delivered":1}"#),
-                    SendStatus::NoSuchSession => {
-                        HttpResponse::json(404, r#"{"error":"no such session"}"#)
-                    }
+                    // With --workers: the page is on another loop of this server.
+                    SendStatus::Forwarded => HttpResponse::json(202, r#"{"forwarded":true}"#),
+                    // Not here: the instance that holds it, if any, gets it through Redis.
+                    SendStatus::NoSuchSession => match &self.cluster {
+                        Some(cluster) if cluster.send(sid, text).is_ok() => {
+                            HttpResponse::json(202, r#"{"forwarded":true}"#)
+                        }
+                        _ => HttpResponse::json(404, r#"{"error":"no such session"}"#),
+                    },
                     other => HttpResponse::json(409, &format!(r#"{{"error":"{other:?}"}}"#)),
                 }
             }
@@ -83,15 +122,20 @@ impl Handler for Dashboard {
     }
 }
 
-/// Business code on another thread: an order every few seconds, through the handle.
-fn simulate_orders(handle: Handle) {
+/// Business code on another thread: an order every few seconds, through the handle (or,
+/// with `--redis`, the bridge, to every instance's pages).
+fn simulate_orders(handle: Handle, cluster: Option<Bridge>) {
     std::thread::spawn(move || {
         let mut order_id = 1000;
         while !handle.is_stopped() {
             std::thread::sleep(Duration::from_secs(5));
             order_id += 1;
             let kind = if order_id % 3 == 0 { 2 } else { 1 };
-            if handle.broadcast(alert(kind, order_id)).is_err() {
+            let sent = match &cluster {
+                Some(cluster) => cluster.broadcast(alert(kind, order_id)).is_ok(),
+                None => handle.broadcast(alert(kind, order_id)).is_ok(),
+            };
+            if !sent {
                 break;
             }
             log::info!(
@@ -102,19 +146,78 @@ fn simulate_orders(handle: Handle) {
     });
 }
 
+/// `[ADDR] [--bind ADDR] [--workers N] [--redis URL] [--simulate]`.
+struct Args {
+    addr: String,
+    workers: usize,
+    redis: Option<String>,
+    simulate: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        addr: "127.0.0.1:8080".into(),
+        workers: 1,
+        redis: None,
+        simulate: false,
+    };
+    let mut rest = std::env::args().skip(1);
+    while let Some(arg) = rest.next() {
+        let mut value = |name: &str| rest.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--simulate" => args.simulate = true,
+            "--bind" => args.addr = value("--bind")?,
+            "--workers" => {
+                args.workers = value("--workers")?
+                    .parse()
+                    .map_err(|_| "--workers needs a number".to_string())?
+            }
+            "--redis" => args.redis = Some(value("--redis")?),
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            addr => args.addr = addr.to_string(),
+        }
+    }
+    Ok(args)
+}
+
 fn main() -> std::io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let addr = args
-        .iter()
-        .find(|a| !a.starts_with("--"))
-        .cloned()
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let server = Server::builder().bind(addr).build()?;
+    let args = parse_args().unwrap_or_else(|e| {
+        eprintln!(
+            "dashboard: {e}\nusage: dashboard [ADDR] [--bind ADDR] [--workers N] [--redis URL] \
+             [--simulate]"
+        );
+        std::process::exit(2);
+    });
+    let server = Server::builder()
+        .bind(args.addr)
+        .workers(args.workers)
+        .build()?;
     let local = server.local_addr()?;
     println!("dashboard on http://{local}/  (try: curl -X POST http://{local}/orders/42/remind)");
-    if args.iter().any(|a| a == "--simulate") {
-        simulate_orders(server.handle());
+    let cluster = match &args.redis {
+        Some(url) => {
+            let bridge = Bridge::start(Config::new(url), server.handle())?;
+            println!("instance {} of the cluster at {url}", bridge.instance_id());
+            Some(bridge)
+        }
+        None => None,
+    };
+    if args.simulate {
+        simulate_orders(server.handle(), cluster.clone());
     }
-    server.run(Dashboard)
+    // One handler per event loop (`--workers`); they share only the bridge.
+    match cluster {
+        None => server.run_each(|_| Dashboard { cluster: None }),
+        Some(bridge) => {
+            let shared = bridge.clone();
+            let result = server.run_each(move |_| {
+                shared.wrap(Dashboard {
+                    cluster: Some(shared.clone()),
+                })
+            });
+            bridge.stop();
+            result
+        }
+    }
 }

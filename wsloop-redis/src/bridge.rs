@@ -1,0 +1,361 @@
+//! [`Bridge`]: what the application holds, and the state its two threads share.
+//!
+//! Owns: starting and stopping the threads, the queue from the application (and from the
+//! wrapped handler) to the writer thread, this instance's table of open sessions, and how an
+//! envelope from Redis is applied to the server. Must not: do Redis I/O on the caller's
+//! thread: every method only queues (or, for this instance's own sessions, goes straight to
+//! the server's [`Handle`]), so it is safe inside handler callbacks, on the event loop.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use wsloop::server::{Handle, HandleError, Handler};
+use wsloop::{CloseCode, Message};
+
+use crate::config::Config;
+use crate::envelope::Envelope;
+use crate::handler::Bridged;
+use crate::{subscriber, writer};
+
+/// How many outgoing messages may wait for the writer thread before the bridge's methods
+/// fail with [`BridgeError::Backlog`] (the thread is stuck in a Redis call of at most
+/// `io_timeout`; this bounds the memory a burst can take meanwhile).
+pub const PENDING_LIMIT: usize = 65_536;
+
+/// How often the threads look at the stop flag and the server's state when idle.
+pub(crate) const POLL: Duration = Duration::from_millis(250);
+
+/// Why a bridge method did not queue its command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BridgeError {
+    /// The server (or the bridge) has stopped.
+    Stopped,
+    /// The server's command queue is full ([`HandleError::QueueFull`]).
+    QueueFull,
+    /// [`PENDING_LIMIT`] messages already wait for Redis.
+    Backlog,
+}
+
+impl fmt::Display for BridgeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BridgeError::Stopped => "the server or the bridge has stopped",
+            BridgeError::QueueFull => "the server's command queue is full",
+            BridgeError::Backlog => "too many messages wait for Redis",
+        })
+    }
+}
+
+impl std::error::Error for BridgeError {}
+
+impl From<HandleError> for BridgeError {
+    fn from(e: HandleError) -> Self {
+        match e {
+            HandleError::Stopped => BridgeError::Stopped,
+            HandleError::QueueFull => BridgeError::QueueFull,
+        }
+    }
+}
+
+/// What the writer thread is asked to do.
+pub(crate) enum Job {
+    /// A session opened here: claim its directory entry.
+    Opened(String, u64),
+    /// A session closed here: release its entry.
+    Closed(String, u64),
+    /// Publish something.
+    Out(Outgoing),
+    /// Look at the stop flag now.
+    Wake,
+}
+
+/// A message for Redis.
+pub(crate) enum Outgoing {
+    /// `envelope` on `channel`.
+    Publish { channel: String, envelope: Envelope },
+    /// A send or close for a sid held elsewhere: look it up in the directory, then publish to
+    /// its instance's channel.
+    Route(Envelope),
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) client: redis::Client,
+    /// Where Redis is, for the logs (the URL may hold a password).
+    pub(crate) redis_addr: String,
+    pub(crate) handle: Handle,
+    jobs: Sender<Job>,
+    /// Outgoing jobs queued and not yet taken by the writer.
+    pub(crate) pending: AtomicUsize,
+    /// This instance's open sessions: sid → session number.
+    sessions: Mutex<HashMap<String, u64>>,
+    pub(crate) next_session: AtomicU64,
+    stop: AtomicBool,
+    pub(crate) writer_up: AtomicBool,
+    pub(crate) subscribed: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    pub(crate) fn sessions(&self) -> MutexGuard<'_, HashMap<String, u64>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The session number of `sid` if it is open here.
+    pub(crate) fn session_of(&self, sid: &str) -> Option<u64> {
+        self.sessions().get(sid).copied()
+    }
+
+    pub(crate) fn job(&self, job: Job) {
+        // The writer lives as long as `Shared`; a send fails only after it has exited.
+        let _ = self.jobs.send(job);
+    }
+
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.handle.is_stopped()
+    }
+
+    /// Apply an envelope to this instance's sessions (from Redis, or routed back here).
+    pub(crate) fn apply(&self, envelope: Envelope) {
+        let me = self.config.instance_id.as_str();
+        let result = match envelope {
+            Envelope::Broadcast { origin, message } => {
+                if origin.as_deref() == Some(me) {
+                    return; // delivered here when it was published
+                }
+                self.handle.broadcast(message)
+            }
+            Envelope::Send { sid, message } => {
+                if self.session_of(&sid).is_none() {
+                    log::debug!("send to {sid}: not open here");
+                    return;
+                }
+                self.handle.send(&sid, message)
+            }
+            Envelope::Close {
+                sid,
+                code,
+                reason,
+                session,
+            } => match (self.session_of(&sid), session) {
+                (Some(here), Some(wanted)) if here != wanted => {
+                    log::debug!("close of {sid} session {wanted}: session {here} holds it now");
+                    return;
+                }
+                (Some(_), _) => self.handle.close(&sid, code, &reason),
+                (None, _) => {
+                    log::debug!("close of {sid}: not open here");
+                    return;
+                }
+            },
+        };
+        if let Err(e) = result {
+            log::warn!("a command from Redis was not queued: {e}");
+        }
+    }
+}
+
+/// Connects a server's [`Handle`] to Redis, so that several servers act as one.
+///
+/// Cheap to clone, `Send + Sync`; every method may be called from any thread, handler
+/// callbacks included: none does Redis I/O on the caller's thread. Like the [`Handle`], the
+/// methods report only whether the command was queued; what happens to it is logged.
+///
+/// ```no_run
+/// use wsloop::server::{Handler, Server};
+/// use wsloop_redis::{Bridge, Config};
+///
+/// struct Dashboard;
+/// impl Handler for Dashboard {}
+///
+/// let server = Server::builder().bind("127.0.0.1:8081").build()?;
+/// let bridge = Bridge::start(Config::new("redis://127.0.0.1:6379"), server.handle())?;
+/// let alerts = bridge.clone();
+/// std::thread::spawn(move || {
+///     // Every dashboard on every instance pops up order 42.
+///     alerts.broadcast(r#"{"type":2,"orderId":42}"#).ok();
+/// });
+/// server.run(bridge.wrap(Dashboard))?;
+/// bridge.stop();
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Bridge {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bridge")
+            .field("instance_id", &self.instance_id())
+            .field("redis", &self.shared.redis_addr)
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+impl Bridge {
+    /// Start the bridge's threads for the server behind `handle`: one that keeps the
+    /// directory and publishes, one that listens. Fails only on an invalid configuration;
+    /// an unreachable Redis is retried in the background (and logged).
+    pub fn start(config: Config, handle: Handle) -> io::Result<Bridge> {
+        let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+        config.check().map_err(invalid)?;
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|e| invalid(format!("Redis URL {:?}: {e}", config.url)))?;
+        let redis_addr = client.get_connection_info().addr().to_string();
+        log::info!(
+            "instance {} joins the cluster through Redis at {} (channels {} and {})",
+            config.instance_id,
+            redis_addr,
+            config.events_channel(),
+            config.instance_channel(&config.instance_id),
+        );
+        let (jobs, receiver) = channel();
+        let shared = Arc::new(Shared {
+            config,
+            client,
+            redis_addr,
+            handle,
+            jobs,
+            pending: AtomicUsize::new(0),
+            sessions: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+            stop: AtomicBool::new(false),
+            writer_up: AtomicBool::new(false),
+            subscribed: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
+        });
+        let writer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("wsloop-redis-writer".into())
+                .spawn(move || writer::run(shared, receiver))?
+        };
+        let subscriber = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("wsloop-redis-subscriber".into())
+                .spawn(move || subscriber::run(shared))?
+        };
+        *shared.threads.lock().unwrap_or_else(|e| e.into_inner()) = vec![writer, subscriber];
+        Ok(Bridge { shared })
+    }
+
+    /// Wrap the application's handler: every callback goes to `handler`, and sessions
+    /// opening and closing are reported to the directory. Pass the result to
+    /// [`wsloop::server::Server::run`].
+    pub fn wrap<H: Handler>(&self, handler: H) -> Bridged<H> {
+        Bridged::new(handler, self.shared.clone())
+    }
+
+    /// This instance's name in the directory and in its channel's name.
+    pub fn instance_id(&self) -> &str {
+        &self.shared.config.instance_id
+    }
+
+    /// The configuration it was started with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Queue a message for every session of every instance: this instance's through its
+    /// [`Handle`] (so they get it even while Redis is down), the others' through Redis.
+    /// `Err` if either part could not be queued.
+    pub fn broadcast(&self, message: impl Into<Message>) -> Result<(), BridgeError> {
+        let message = message.into();
+        self.broadcast_remote(message.clone())?;
+        Ok(self.shared.handle.broadcast(message)?)
+    }
+
+    /// Queue a message for every session of the *other* instances: for a handler that has
+    /// already broadcast to this instance's sessions through its `Context` (which tells it
+    /// how many it reached).
+    pub fn broadcast_remote(&self, message: impl Into<Message>) -> Result<(), BridgeError> {
+        self.out(Outgoing::Publish {
+            channel: self.shared.config.events_channel(),
+            envelope: Envelope::Broadcast {
+                message: message.into(),
+                origin: Some(self.shared.config.instance_id.clone()),
+            },
+        })
+    }
+
+    /// Queue a message for the session `sid`, on whichever instance holds it (found in the
+    /// directory; straight to the [`Handle`] if it is this one).
+    pub fn send(&self, sid: &str, message: impl Into<Message>) -> Result<(), BridgeError> {
+        if self.shared.session_of(sid).is_some() {
+            return Ok(self.shared.handle.send(sid, message)?);
+        }
+        self.out(Outgoing::Route(Envelope::send(sid, message)))
+    }
+
+    /// Queue the closing of the session `sid` with `code` and `reason`, on whichever instance
+    /// holds it.
+    pub fn close(&self, sid: &str, code: CloseCode, reason: &str) -> Result<(), BridgeError> {
+        if self.shared.session_of(sid).is_some() {
+            return Ok(self.shared.handle.close(sid, code, reason)?);
+        }
+        self.out(Outgoing::Route(Envelope::close(sid, code, reason)))
+    }
+
+    /// Whether both connections to Redis are up: the one that publishes and keeps the
+    /// directory, and the subscription.
+    pub fn is_connected(&self) -> bool {
+        self.shared.writer_up.load(Ordering::SeqCst)
+            && self.shared.subscribed.load(Ordering::SeqCst)
+    }
+
+    /// Wait up to `timeout` for [`Bridge::is_connected`]; returns it.
+    pub fn wait_connected(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.is_connected() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    /// Stop the bridge: the writer releases the directory entries of sessions still open,
+    /// both threads leave Redis and are joined. (They also stop by themselves once the
+    /// server has stopped.) Call it after the server's shutdown, so that the sessions'
+    /// entries are released as they close; from one of the bridge's own threads it only
+    /// asks them to stop.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.job(Job::Wake);
+        let threads = std::mem::take(
+            &mut *self
+                .shared
+                .threads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        let me = std::thread::current().id();
+        for thread in threads {
+            if thread.thread().id() != me {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    fn out(&self, outgoing: Outgoing) -> Result<(), BridgeError> {
+        if self.shared.stopping() {
+            return Err(BridgeError::Stopped);
+        }
+        if self.shared.pending.fetch_add(1, Ordering::SeqCst) >= PENDING_LIMIT {
+            self.shared.pending.fetch_sub(1, Ordering::SeqCst);
+            return Err(BridgeError::Backlog);
+        }
+        self.shared.job(Job::Out(outgoing));
+        Ok(())
+    }
+}
