@@ -464,12 +464,12 @@ impl<R: Reactor> Core<R> {
             .is_some_and(|c| c.generation == conn.generation)
     }
 
-    /// Remove a connection: deregister, and tell the handler if it had a session open.
+    /// Remove a connection: close it, and tell the handler if it had a session open.
     pub(crate) fn remove<H: Handler>(&mut self, handler: &mut H, key: usize) {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
-        self.reactor.deregister(&mut conn.socket);
+        self.reactor.release(&mut conn.socket);
         if conn.counted {
             self.counted -= 1;
         } else {
@@ -920,9 +920,18 @@ impl<R: Reactor> Core<R> {
                     Phase::Done => true,
                     _ => false,
                 };
+                // RFC 6455 §7.1.1: after both Close frames the server closes TCP first. The
+                // client sends nothing after its Close (§5.5.1), so nothing unread can turn
+                // our Close into a reset: close at once.
+                let handshake_done = matches!(&conn.phase, Phase::WebSocket { session, .. }
+                    if session.close_received().is_some() && session.close_sent().is_some());
+                if finished && handshake_done {
+                    return self.remove(handler, key);
+                }
                 if finished && !conn.draining {
-                    // RFC 6455 §7.1.1: close our side, then wait (bounded) for the peer's
-                    // FIN, so that unread bytes never turn our last frame into a reset.
+                    // Any other end (an HTTP answer, a failed connection): close our side,
+                    // then wait (bounded) for the peer's FIN, so that unread bytes never turn
+                    // our last frame into a reset.
                     conn.draining = true;
                     conn.closing_since = Some(self.now);
                     if self.reactor.shutdown_write(&mut conn.socket).is_err() {

@@ -110,6 +110,10 @@ impl Reactor for MemReactor {
         stream.0.borrow_mut().dropped = true;
     }
 
+    fn release(&self, stream: &mut MemStream) {
+        stream.0.borrow_mut().dropped = true;
+    }
+
     fn shutdown_write(&self, stream: &mut MemStream) -> io::Result<()> {
         stream.0.borrow_mut().server_shut_write = true;
         Ok(())

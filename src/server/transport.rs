@@ -21,8 +21,10 @@ pub(crate) trait Reactor {
     fn register(&self, stream: &mut Self::Stream, key: usize) -> io::Result<()>;
     /// Watch for writability too (while bytes are queued), or stop.
     fn set_writable(&self, stream: &mut Self::Stream, key: usize, writable: bool);
-    /// Stop watching a stream that is being dropped.
+    /// Stop watching a stream that stays open (it moves to another loop).
     fn deregister(&self, stream: &mut Self::Stream);
+    /// Stop watching a stream that is about to be dropped (closed).
+    fn release(&self, stream: &mut Self::Stream);
     /// Send our FIN: nothing more will be written.
     fn shutdown_write(&self, stream: &mut Self::Stream) -> io::Result<()>;
     /// A stream as another loop of the same server can take it over (the `Mio` reactor's
@@ -63,6 +65,11 @@ impl Reactor for Mio {
 
     fn deregister(&self, stream: &mut TcpStream) {
         let _ = self.registry.deregister(stream);
+    }
+
+    fn release(&self, _stream: &mut TcpStream) {
+        // Nothing to do, and no syscall: closing the descriptor (dropping the stream, which
+        // owns the only one) removes it from the epoll set (epoll(7)).
     }
 
     fn shutdown_write(&self, stream: &mut TcpStream) -> io::Result<()> {
