@@ -122,6 +122,42 @@ fn connections_spread_evenly_over_the_loops() {
 }
 
 #[test]
+fn connections_arriving_at_once_are_balanced_exactly() {
+    let cluster = Cluster::start(2);
+    let url = cluster.url.clone();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                (0..10)
+                    .map(|i| {
+                        Client::builder()
+                            .read_timeout(Some(WAIT))
+                            .connect(&format!("{url}t{t}-{i}"))
+                            .unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let clients: Vec<Client> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let mut per_loop = [0; 2];
+    for _ in 0..clients.len() {
+        match cluster.next() {
+            Seen::Open(_, index) => per_loop[index] += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    // Loop 0 hands each new connection to the loop with the fewest, counting those on
+    // their way: none is closed here, so the counts alternate.
+    assert_eq!(per_loop, [20, 20]);
+    cluster.stop();
+}
+
+#[test]
 fn a_broadcast_from_a_handler_on_one_loop_reaches_the_sessions_on_the_other() {
     let cluster = Cluster::start(2);
     let (mut a, loop_a) = cluster.connect("a");

@@ -352,10 +352,11 @@ impl<R: Reactor> Core<R> {
             bytes: Vec::new(),
             hops: 0,
         };
-        // Counted now, so that the next accept sees this loop's share.
+        // Counted for the target now, so that the next accept sees its share.
         self.handle.add_connection(target);
         if let Err(e) = self.handle.push_to(target, command) {
             log::warn!("cannot hand {peer} to loop {target}: {e}; closing it");
+            self.handle.remove_connection(target);
         }
     }
 
@@ -365,11 +366,14 @@ impl<R: Reactor> Core<R> {
         } else {
             self.counted >= self.config.max_connections
         };
-        self.add_connection(socket, peer, refuse);
+        self.handle.add_connection(self.index);
+        if self.add_connection(socket, peer, refuse).is_none() {
+            self.handle.remove_connection(self.index);
+        }
     }
 
     /// A connection handed over by another loop, with what was read from it so far. It was
-    /// admitted under the server's connection limit already.
+    /// admitted under the server's connection limit already, and counted for this loop.
     fn adopt<H: Handler>(
         &mut self,
         handler: &mut H,
@@ -378,14 +382,16 @@ impl<R: Reactor> Core<R> {
         bytes: &[u8],
         hops: u8,
     ) {
-        let Some(socket) = R::from_tcp(socket) else {
-            return;
+        let added = match R::from_tcp(socket) {
+            Some(_) if self.shutdown_deadline.is_some() => {
+                log::debug!("shutting down: connection from {peer} closed");
+                None
+            }
+            Some(socket) => self.add_connection(socket, peer, false),
+            None => None,
         };
-        if self.shutdown_deadline.is_some() {
-            log::debug!("shutting down: connection from {peer} closed");
-            return;
-        }
-        let Some(key) = self.add_connection(socket, peer, false) else {
+        let Some(key) = added else {
+            self.handle.remove_connection(self.index);
             return;
         };
         self.conns[key].hops = hops;
@@ -439,16 +445,14 @@ impl<R: Reactor> Core<R> {
             log::debug!("accepted {peer}");
         }
         entry.insert(conn);
-        self.report_counts();
         self.mark_dirty(key);
         self.schedule(key);
         Some(key)
     }
 
-    /// Tell the other loops (and handles) how many sessions and connections this loop has.
+    /// Tell the handles how many sessions this loop has.
     fn report_counts(&self) {
-        self.handle
-            .set_counts(self.index, self.sids.len(), self.conns.len());
+        self.handle.set_session_count(self.index, self.sids.len());
     }
 
     /// The slab key of the session for `sid`, checked against the slot's generation so that
@@ -475,7 +479,7 @@ impl<R: Reactor> Core<R> {
         } else {
             self.refusing -= 1;
         }
-        self.report_counts();
+        self.handle.remove_connection(self.index);
         let reason = match conn.close_reason.take() {
             Some(CloseReason::ByServer { close, .. }) => CloseReason::ByServer {
                 answered: matches!(&conn.phase, Phase::WebSocket { session, .. }
@@ -529,7 +533,7 @@ impl<R: Reactor> Core<R> {
         };
         self.reactor.deregister(&mut conn.socket);
         self.counted -= 1;
-        self.report_counts();
+        self.handle.remove_connection(self.index);
         let peer = conn.peer;
         log::debug!("{sid} lives on loop {owner}: handing {peer} over");
         let Some(socket) = R::into_tcp(conn.socket) else {
@@ -544,6 +548,7 @@ impl<R: Reactor> Core<R> {
         };
         if let Err(e) = self.handle.push_to(owner, command) {
             log::warn!("cannot hand {peer} to loop {owner}: {e}; closing it");
+            self.handle.remove_connection(owner);
         }
         false
     }

@@ -262,10 +262,10 @@ impl Handle {
         std::mem::swap(&mut *lock(&self.shared.loops[index].commands), into);
     }
 
-    pub(crate) fn set_counts(&self, index: usize, sessions: usize, connections: usize) {
-        let l = &self.shared.loops[index];
-        l.sessions.store(sessions, Ordering::Relaxed);
-        l.connections.store(connections, Ordering::Relaxed);
+    pub(crate) fn set_session_count(&self, index: usize, sessions: usize) {
+        self.shared.loops[index]
+            .sessions
+            .store(sessions, Ordering::Relaxed);
     }
 
     /// The loop with the fewest connections (the first of equals).
@@ -276,12 +276,21 @@ impl Handle {
             .unwrap_or(0)
     }
 
-    /// A connection is on its way to loop `index` (counted before it arrives, so that the
-    /// balance sees it; the loop reports its exact count once it has taken it).
+    /// A connection is now loop `index`'s: accepted there, or on its way there (counted
+    /// before it arrives, so that the balance sees it at once).
     pub(crate) fn add_connection(&self, index: usize) {
         self.shared.loops[index]
             .connections
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Loop `index` closed a connection, handed it on, or could not take it.
+    pub(crate) fn remove_connection(&self, index: usize) {
+        let connections = &self.shared.loops[index].connections;
+        // Saturating: the count of a loop that stopped was reset to 0.
+        let _ = connections.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            Some(n.saturating_sub(1))
+        });
     }
 
     /// Connections on all loops, as last reported.
