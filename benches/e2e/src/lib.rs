@@ -6,8 +6,13 @@
 //! frames it expects back. A binary message of `n` bytes has exactly one encoding from a
 //! server (unmasked, FIN set, the shortest length form: RFC 6455 §5.2), so a byte comparison
 //! checks the framing and every payload byte at once.
+//!
+//! Row 8 (permessage-deflate) is the exception: compressed replies depend on the server's
+//! compression context, so [`pmd`] parses and inflates them before comparing.
 
 use std::io;
+
+pub mod pmd;
 
 /// The `Sec-WebSocket-Key` every client sends (the RFC's sample nonce) ...
 pub const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -55,15 +60,40 @@ pub fn cpu_seconds() -> f64 {
 /// CPU time (user + system) that process `pid` and all its threads have used, in seconds.
 pub fn proc_cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_cpu_seconds(&stat).map(|(_, secs)| secs)
+}
+
+/// The command name and CPU time (user + system, seconds) in a `/proc/.../stat` line.
+fn stat_cpu_seconds(stat: &str) -> Option<(String, f64)> {
     // Fields after the command name (which may hold spaces) start at field 3, `state`;
     // utime and stime are fields 14 and 15.
+    let name = &stat[stat.find('(')? + 1..stat.rfind(')')?];
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    Some((utime + stime) / ticks)
+    Some((name.to_string(), (utime + stime) / ticks))
+}
+
+/// Every thread of process `pid`: `(thread id, thread name, CPU seconds so far)`, from
+/// `/proc/PID/task/TID/stat`.
+pub fn proc_threads_cpu_seconds(pid: u32) -> Vec<(u32, String, f64)> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut threads: Vec<(u32, String, f64)> = dir
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let tid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let (name, secs) = stat_cpu_seconds(&stat)?;
+            Some((tid, name, secs))
+        })
+        .collect();
+    threads.sort_by_key(|t| t.0);
+    threads
 }
 
 /// Busy time of each CPU so far, in seconds (from `/proc/stat`: user, nice, system, irq,
@@ -151,9 +181,14 @@ pub fn mask_key(i: u64) -> [u8; 4] {
 
 /// The opening handshake request for `path` (RFC 6455 §4.1).
 pub fn upgrade_request(host: &str, path: &str) -> Vec<u8> {
+    upgrade_request_with(host, path, "")
+}
+
+/// The same with `extra` header lines (each ending in `\r\n`) before the blank line.
+pub fn upgrade_request_with(host: &str, path: &str, extra: &str) -> Vec<u8> {
     format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
     )
     .into_bytes()
 }

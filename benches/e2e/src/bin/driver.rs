@@ -8,7 +8,17 @@
 //! each repetition and each server (servers interleaved, so that a burst of noise on this
 //! shared machine hits them alike) it starts the server pinned to core 0 with
 //! `taskset -c 0`, waits for its `ready` line, runs the load generator pinned to core 1, and
-//! kills the server. Each figure is the median of the repetitions.
+//! kills the server. Each figure is the median of the repetitions. `--only 8` picks every
+//! row whose id is 8 and a letter (8a, 8b, 8c).
+//!
+//! Row 8 (permessage-deflate) compares wsloop with itself (without deflate, with
+//! `DeflateConfig::default()`, with `DeflateConfig::low_memory()`) and has its own table.
+//!
+//! Row 9 (event loops / worker threads per server) is pinned differently: server and load
+//! generator both on cores 0 and 1 (`taskset -c 0,1` each), sharing the machine. It runs row
+//! 1's load against wsloop with 1 and 2 loops, tokio-tungstenite on a multi-thread runtime
+//! with 1 and 2 workers and a raw TCP echo with 1 and 2 threads, and has its own section,
+//! with a "what this shows" paragraph written from the measured figures.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,6 +29,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
+use wsloop::deflate::DeflateConfig;
 use wsloop_e2e::{proc_rss_kib, Args};
 
 /// The peers a Rust user would otherwise pick; ratios are to the best of them.
@@ -30,6 +41,35 @@ const SERVERS: [&str; 5] = [
     "tokio-tungstenite",
     "fastwebsockets",
     "raw-tcp",
+];
+/// Row 8's columns: wsloop without permessage-deflate (the `wsloop` server of every other
+/// row), with `DeflateConfig::default()`, with `DeflateConfig::low_memory()`.
+const DEFLATE_SERVERS: [&str; 3] = ["wsloop", "wsloop-deflate", "wsloop-deflate-low"];
+const DEFLATE_LABELS: [&str; 3] = [
+    "wsloop, no deflate",
+    "wsloop, deflate default",
+    "wsloop, deflate low_memory",
+];
+/// Row 9's servers: (subcommand, what it is, threads), in the order of its table.
+const WORKER_SERVERS: [(&str, &str, usize); 6] = [
+    ("wsloop-w1", "wsloop, `workers(1)`", 1),
+    ("wsloop-w2", "wsloop, `workers(2)`", 2),
+    (
+        "tokio-tungstenite-mt1",
+        "tokio-tungstenite, multi-thread runtime, `worker_threads(1)`",
+        1,
+    ),
+    (
+        "tokio-tungstenite-mt2",
+        "tokio-tungstenite, multi-thread runtime, `worker_threads(2)`",
+        2,
+    ),
+    ("raw-tcp-w1", "raw TCP echo, 1 thread (reference)", 1),
+    (
+        "raw-tcp-w2",
+        "raw TCP echo, 2 threads, `SO_REUSEPORT` (reference)",
+        2,
+    ),
 ];
 const WEBSOCKET: [&str; 4] = [
     "wsloop",
@@ -46,6 +86,9 @@ enum Unit {
     Micros,
     Millis,
     Kib,
+    Bytes,
+    /// CPU time per second of wall time: 1.00 is one whole core.
+    Cores,
 }
 
 struct Metric {
@@ -208,7 +251,119 @@ fn benches() -> Vec<Bench> {
             ],
             max_reps: usize::MAX,
         },
+        Bench {
+            id: "8a",
+            title: "compressed echo: 100 connections × 1 KiB JSON text, 16 in flight each".into(),
+            sub: "zecho",
+            args: strings(&["--conns", "100", "--size", "1024", "--inflight", "16"]),
+            servers: DEFLATE_SERVERS.to_vec(),
+            metrics: deflate_echo_metrics(),
+            max_reps: usize::MAX,
+        },
+        Bench {
+            id: "8b",
+            title: "compressed echo: 100 connections × 16 KiB JSON text, 16 in flight each".into(),
+            sub: "zecho",
+            args: strings(&["--conns", "100", "--size", "16384", "--inflight", "16"]),
+            servers: DEFLATE_SERVERS.to_vec(),
+            metrics: deflate_echo_metrics(),
+            max_reps: usize::MAX,
+        },
+        Bench {
+            id: "8c",
+            title: "memory: server RSS growth per connection, 2,000 connections, one 1 KiB JSON \
+                    message each"
+                .into(),
+            sub: "zmem",
+            args: strings(&["--conns", "2000", "--size", "1024"]),
+            servers: DEFLATE_SERVERS.to_vec(),
+            metrics: vec![
+                metric(
+                    "kib_per_conn_idle",
+                    "KiB per connection, upgraded, before any message",
+                    Kib,
+                    false,
+                ),
+                metric(
+                    "kib_per_conn",
+                    "KiB per connection, after one message each way",
+                    Kib,
+                    false,
+                ),
+            ],
+            max_reps: 3,
+        },
+        Bench {
+            id: "9",
+            title: "echo, 100 connections × 64 B, 16 in flight per connection, server and \
+                    load generator sharing cores 0 and 1"
+                .into(),
+            sub: "echo",
+            args: strings(&[
+                "--conns",
+                "100",
+                "--size",
+                "64",
+                "--inflight",
+                "16",
+                "--thread-cpu",
+            ]),
+            servers: WORKER_SERVERS.iter().map(|(s, ..)| *s).collect(),
+            metrics: vec![
+                metric("msgs_per_s", "messages/s", Rate, true),
+                metric("server_cpu", "server CPU (cores)", Cores, false),
+                metric("loadgen_cpu", "load generator CPU (cores)", Cores, false),
+                metric("msgs_per_s_per_core", PER_CORE_MESSAGES, Rate, true),
+            ],
+            max_reps: usize::MAX,
+        },
     ]
+}
+
+fn deflate_echo_metrics() -> Vec<Metric> {
+    use Unit::*;
+    vec![
+        metric("msgs_per_s", "messages/s", Rate, true),
+        metric("msgs_per_s_per_core", PER_CORE_MESSAGES, Rate, true),
+        metric(
+            "c2s_bytes_per_msg",
+            "bytes on the wire per message, client → server",
+            Bytes,
+            false,
+        ),
+        metric(
+            "s2c_bytes_per_msg",
+            "bytes on the wire per message, server → client",
+            Bytes,
+            false,
+        ),
+    ]
+}
+
+/// Row 8 (permessage-deflate): wsloop against itself, reported in its own table.
+fn is_deflate(bench: &Bench) -> bool {
+    bench.sub == "zecho" || bench.sub == "zmem"
+}
+
+/// Row 9 (threads per server): server and load generator share cores 0 and 1, own section.
+fn is_workers(bench: &Bench) -> bool {
+    bench.id == "9"
+}
+
+/// Rows reported in a section of their own rather than the main table.
+fn own_section(bench: &Bench) -> bool {
+    is_deflate(bench) || is_workers(bench)
+}
+
+/// `--only` names rows: `7a` that row, `7` (a number alone) every row `7a`, `7b`, ...
+fn selected(id: &str, only: &[String]) -> bool {
+    only.iter().any(|x| {
+        id == x
+            || id.strip_prefix(x.as_str()).is_some_and(|rest| {
+                x.bytes().all(|b| b.is_ascii_digit())
+                    && rest.bytes().all(|b| b.is_ascii_lowercase())
+            })
+    })
 }
 
 struct Env {
@@ -278,7 +433,7 @@ fn main() {
     let started = Instant::now();
     let benches: Vec<Bench> = benches()
         .into_iter()
-        .filter(|b| only.as_ref().is_none_or(|o| o.iter().any(|x| x == b.id)))
+        .filter(|b| only.as_ref().is_none_or(|o| selected(b.id, o)))
         .collect();
     let mut results = Results::new();
     for bench in &benches {
@@ -396,7 +551,7 @@ fn run_one(env: &mut Env, bench: &Bench, server: &str) -> Run {
     let addr = format!("127.0.0.1:{}", env.port());
     let tag = format!("{}-{server}", bench.id);
     let mut srv = Command::new("taskset")
-        .args(["-c", "0"])
+        .args(["-c", if is_workers(bench) { "0,1" } else { "0" }])
         .arg(env.bin("servers"))
         .args([server, "--addr", &addr])
         .stdin(Stdio::null())
@@ -412,6 +567,8 @@ fn run_one(env: &mut Env, bench: &Bench, server: &str) -> Run {
     let pid = srv.id();
     let result = if bench.sub == "idle" {
         run_idle(env, bench, server, &addr, pid)
+    } else if bench.sub == "zmem" {
+        run_mem(env, bench, server, &addr, pid)
     } else {
         run_loadgen(env, bench, server, &addr, pid)
     };
@@ -422,12 +579,28 @@ fn run_one(env: &mut Env, bench: &Bench, server: &str) -> Run {
     if crashed {
         return Err("the server exited during the run".into());
     }
+    if server.starts_with("wsloop-w") {
+        // The bench handler logs `opened A B ...` (sessions each loop opened) per upgrade.
+        let log = std::fs::read_to_string(env.log_dir.join(format!("{tag}-server.log")));
+        let spread = log.ok().and_then(|log| {
+            let line = log.lines().rev().find_map(|l| l.strip_prefix("opened "))?;
+            line.split_whitespace()
+                .map(|n| n.parse::<u64>().ok().map(Value::from))
+                .collect::<Option<Vec<Value>>>()
+        });
+        return result.map(|mut map| {
+            if let Some(spread) = spread {
+                map.insert("sessions_per_loop".into(), Value::Array(spread));
+            }
+            map
+        });
+    }
     result
 }
 
 fn loadgen_command(env: &Env, bench: &Bench, server: &str, addr: &str, pid: u32) -> Command {
     let mut cmd = Command::new("taskset");
-    cmd.args(["-c", "1"])
+    cmd.args(["-c", if is_workers(bench) { "0,1" } else { "1" }])
         .arg(env.bin("loadgen"))
         .arg(bench.sub)
         .args(["--addr", addr, "--server-pid", &pid.to_string()])
@@ -436,8 +609,17 @@ fn loadgen_command(env: &Env, bench: &Bench, server: &str, addr: &str, pid: u32)
         .args(&bench.args)
         .stdout(Stdio::piped())
         .stderr(log_file(env, &format!("{}-{server}-loadgen.log", bench.id)));
-    if server == "raw-tcp" {
+    if server.starts_with("raw-tcp") {
         cmd.arg("--raw");
+    }
+    if is_deflate(bench) {
+        // The load generator fails the run if the server's answer is not the one expected.
+        let expect = if server.starts_with("wsloop-deflate") {
+            "deflate"
+        } else {
+            "plain"
+        };
+        cmd.args(["--expect", expect]);
     }
     cmd
 }
@@ -528,6 +710,53 @@ fn run_idle(env: &Env, bench: &Bench, server: &str, addr: &str, pid: u32) -> Run
     result
 }
 
+/// Row 8c: RSS with no connection; with the connections upgraded and idle; after one
+/// message each way on every connection.
+fn run_mem(env: &Env, bench: &Bench, server: &str, addr: &str, pid: u32) -> Run {
+    use std::io::Write as _;
+    std::thread::sleep(Duration::from_millis(200));
+    let before = proc_rss_kib(pid).ok_or("cannot read the server's VmRSS")?;
+    let mut child = loadgen_command(env, bench, server, addr, pid)
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("start loadgen: {e}"))?;
+    let lines = lines_of(&mut child);
+    let result = (|| {
+        let rss = || proc_rss_kib(pid).ok_or("cannot read the server's VmRSS".to_string());
+        let expect = |want: &str, timeout: u64| -> Result<(), String> {
+            match lines.recv_timeout(Duration::from_secs(timeout)) {
+                Ok(line) if line == want => Ok(()),
+                Ok(line) => parse_result(&line).and(Err(format!("unexpected output {line:?}"))),
+                Err(_) => Err(format!("the load generator did not say {want:?}")),
+            }
+        };
+        expect("idle", 150)?;
+        std::thread::sleep(Duration::from_secs(1));
+        let idle = rss()?;
+        let mut stdin = child.stdin.take().ok_or("no stdin")?;
+        writeln!(stdin, "go").map_err(|e| format!("write to the load generator: {e}"))?;
+        expect("ready", 90)?;
+        std::thread::sleep(Duration::from_secs(1));
+        let after = rss()?;
+        drop(stdin); // the load generator checks its connections and exits
+        let last = lines
+            .recv_timeout(Duration::from_secs(60))
+            .map_err(|_| "no result from the load generator".to_string())?;
+        parse_result(&last).map(|mut map| {
+            let conns = map.get("conns").and_then(Value::as_f64).unwrap_or(1.0);
+            let per = |kib: u64| (kib as f64 - before as f64) / conns;
+            map.insert("rss_before_kib".into(), before.into());
+            map.insert("rss_idle_kib".into(), idle.into());
+            map.insert("rss_after_kib".into(), after.into());
+            map.insert("kib_per_conn_idle".into(), per(idle).into());
+            map.insert("kib_per_conn".into(), per(after).into());
+            map
+        })
+    })();
+    stop(child);
+    result
+}
+
 // ----- The report --------------------------------------------------------------------------
 
 /// Closer than this (as a fraction of the best peer's figure) is called a tie.
@@ -586,6 +815,8 @@ fn format_value(value: f64, unit: Unit) -> String {
         Unit::Micros => format!("{value:.0}"),
         Unit::Millis => format!("{value:.1}"),
         Unit::Kib => format!("{value:.2}"),
+        Unit::Bytes => format!("{value:.0}"),
+        Unit::Cores => format!("{value:.2}"),
     }
 }
 
@@ -667,11 +898,25 @@ impl Report<'_> {
             kernel.trim(),
             self.loadavg
         );
-        let _ = writeln!(
+        let split = self.benches.iter().any(|b| !is_workers(b));
+        let shared = self.benches.iter().any(is_workers);
+        if !split {
+            let _ = writeln!(
+                md,
+                "Row 9 only: server and load generator share cores 0 and 1 (see its section). \
+                 Each figure is the median of {} runs (servers interleaved run by run); each \
+                 run starts a fresh server, warms up {:.1} s, then measures {:.1} s.\n",
+                self.reps,
+                self.warmup_ms as f64 / 1e3,
+                self.secs
+            );
+        }
+        if split {
+            let _ = writeln!(
             md,
             "Every server runs pinned to core 0 (`taskset -c 0`: one core for the whole process, \
              threads and runtime included) and the load generator to core 1, so the figures \
-             are per-core efficiency. Each figure is the median of {} runs (at most 3 for rows 6 and 7a; \
+             are per-core efficiency. Each figure is the median of {} runs (at most 3 for rows 6, 7a and 8c; \
              servers interleaved run by run); each run starts a fresh server, warms up {:.1} s, then \
              measures {:.1} s. In each cell, the number in brackets is the figure divided by \
              the best peer's (peers: tungstenite, tokio-tungstenite, fastwebsockets); for µs, \
@@ -682,16 +927,29 @@ impl Report<'_> {
              (from `/proc/PID/stat`): the per-core figure that still holds when a server did \
              not get its whole core, because the load generator was the limit (row 5) or \
              because other processes on this shared machine took part of core 0 (see \
-             \"Who was the bottleneck\").\n",
+             \"Who was the bottleneck\").{}\n",
             self.reps,
             self.warmup_ms as f64 / 1e3,
-            self.secs
+            self.secs,
+            if shared {
+                " Row 9 is the exception: there the server and the load generator both run \
+                 on cores 0 and 1 (`taskset -c 0,1` each), sharing the machine; see its section."
+            } else {
+                ""
+            }
         );
-        self.table(&mut md);
-        self.verdict(&mut md);
-        self.versions(&mut md);
-        self.checks(&mut md);
-        self.method(&mut md);
+        }
+        if self.benches.iter().any(|b| !own_section(b)) {
+            self.table(&mut md);
+            self.verdict(&mut md);
+            self.versions(&mut md);
+            self.checks(&mut md);
+        }
+        self.deflate(&mut md);
+        self.workers(&mut md);
+        if split {
+            self.method(&mut md);
+        }
         self.every_run(&mut md);
         md
     }
@@ -702,7 +960,7 @@ impl Report<'_> {
             "| # | benchmark | unit | wsloop | tungstenite | tokio-tungstenite | fastwebsockets | raw TCP (ceiling) | wsloop vs best peer |"
         );
         let _ = writeln!(md, "|---|---|---|--:|--:|--:|--:|--:|---|");
-        for bench in self.benches {
+        for bench in self.benches.iter().filter(|b| !own_section(b)) {
             for (i, m) in bench.metrics.iter().enumerate() {
                 let title = if i == 0 { bench.title.as_str() } else { "″" };
                 let best = self.best_peer(bench, m);
@@ -758,7 +1016,7 @@ impl Report<'_> {
         let mut leads = Vec::new();
         let mut ties = Vec::new();
         let mut behind = Vec::new();
-        for bench in self.benches {
+        for bench in self.benches.iter().filter(|b| !own_section(b)) {
             for m in &bench.metrics {
                 let (Some(w), Some((b, peer))) = (
                     self.median(bench.id, "wsloop", m.key),
@@ -840,7 +1098,7 @@ impl Report<'_> {
         );
         let _ = writeln!(md, "|---|--:|--:|--:|--:|--:|");
         for bench in self.benches {
-            if bench.sub == "idle" || bench.sub == "fanout" {
+            if bench.sub == "idle" || bench.sub == "fanout" || own_section(bench) {
                 continue;
             }
             let cells: Vec<String> = SERVERS
@@ -871,7 +1129,7 @@ impl Report<'_> {
              generator, no WebSocket) must beat every WebSocket server, or the load generator \
              would be the limit.\n"
         );
-        for bench in self.benches {
+        for bench in self.benches.iter().filter(|b| !own_section(b)) {
             let Some(m) = bench.metrics.first() else {
                 continue;
             };
@@ -958,6 +1216,606 @@ impl Report<'_> {
         );
     }
 
+    /// Row 8: wsloop with permessage-deflate against wsloop without it, in its own table.
+    fn deflate(&self, md: &mut String) {
+        let rows: Vec<&Bench> = self.benches.iter().filter(|b| is_deflate(b)).collect();
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(md, "## permessage-deflate (row 8)\n");
+        let _ = writeln!(
+            md,
+            "wsloop with permessage-deflate (RFC 7692, cargo feature `deflate`) against wsloop \
+             without it, same load, same run: `servers wsloop` (no `deflate` in its config, so \
+             it declines the offer), `servers wsloop-deflate` (`ServerConfig.deflate = \
+             Some(DeflateConfig::default())`, which is `{:?}`) and `servers \
+             wsloop-deflate-low` (`DeflateConfig::low_memory()`, which is `{:?}`). The \
+             payloads are JSON order notifications (ids, names, e-mail and postal addresses, \
+             timestamps, items, prices, tracking numbers, status events, an opaque cursor; 64 \
+             distinct messages per size, so a 32 KiB window never holds a copy of the message \
+             being compressed, only earlier messages like it), sent as text. In brackets: the \
+             figure divided by wsloop's without deflate in the same run. Bytes on the wire \
+             are the frame bytes the load generator wrote and read over the measured window \
+             (headers and masking keys included, TCP/IP not), divided by the messages \
+             echoed.\n",
+            DeflateConfig::default(),
+            DeflateConfig::low_memory()
+        );
+        let _ = writeln!(
+            md,
+            "| # | benchmark | figure | {} |",
+            DEFLATE_LABELS.join(" | ")
+        );
+        let _ = writeln!(md, "|---|---|---|--:|--:|--:|");
+        for bench in &rows {
+            for (i, m) in bench.metrics.iter().enumerate() {
+                let title = if i == 0 { bench.title.as_str() } else { "″" };
+                let base = self.median(bench.id, "wsloop", m.key);
+                let cells: Vec<String> = DEFLATE_SERVERS
+                    .iter()
+                    .map(|server| {
+                        let failed = self.failures(bench.id, server);
+                        match self.median(bench.id, server, m.key) {
+                            None if !failed.is_empty() => "FAILED".to_string(),
+                            None => "–".to_string(),
+                            Some(v) => {
+                                let mut cell = format_value(v, m.unit);
+                                if let Some(b) = base.filter(|b| *b > 0.0 && *server != "wsloop") {
+                                    let _ = write!(cell, " ({:.2}×)", v / b);
+                                }
+                                if !failed.is_empty() {
+                                    let runs = self.runs(bench.id, server).len();
+                                    let _ = write!(cell, " ({} of {runs} failed)", failed.len());
+                                }
+                                cell
+                            }
+                        }
+                    })
+                    .collect();
+                let _ = writeln!(
+                    md,
+                    "| {} | {title} | {} | {} |",
+                    if i == 0 { bench.id } else { "" },
+                    m.label,
+                    cells.join(" | ")
+                );
+            }
+        }
+        md.push('\n');
+
+        let _ = writeln!(
+            md,
+            "What each server answered to the load generator's offer \
+            `Sec-WebSocket-Extensions: {}`:\n",
+            wsloop_e2e::pmd::OFFER
+        );
+        for (server, label) in DEFLATE_SERVERS.iter().zip(DEFLATE_LABELS) {
+            let answer = rows
+                .iter()
+                .flat_map(|b| self.runs(b.id, server))
+                .filter_map(|r| r.as_ref().ok())
+                .find_map(|m| m.get("extension"))
+                .map(|v| match v.as_str() {
+                    Some(a) => format!("`{a}`"),
+                    None => "no extension header (declined)".to_string(),
+                })
+                .unwrap_or_else(|| "–".to_string());
+            let _ = writeln!(md, "- {label}: {answer}");
+        }
+        md.push('\n');
+
+        let echo_rows: Vec<&&Bench> = rows.iter().filter(|b| b.sub == "zecho").collect();
+        if !echo_rows.is_empty() {
+            let _ = writeln!(
+                md,
+                "Who was the bottleneck (medians, as shares of one core, read as in \
+                 \"Who was the bottleneck\" of the full report: server CPU / load generator \
+                 CPU · what everything else took of core 0 / core 1), and the mean size of the \
+                 frames the load generator sends (compressed once before the run).{}\n",
+                if echo_rows.iter().any(|b| {
+                    self.median(b.id, "wsloop", "server_cpu")
+                        .is_some_and(|c| c < 0.9)
+                }) {
+                    " Where a server used well under its whole core (the load generator, the \
+                     loopback's kernel work or other processes were the limit), compare the \
+                     per-CPU-second line rather than messages/s."
+                } else {
+                    ""
+                }
+            );
+            let _ = writeln!(md, "| # | {} |", DEFLATE_LABELS.join(" | "));
+            let _ = writeln!(md, "|---|--:|--:|--:|");
+            for bench in &echo_rows {
+                let cells: Vec<String> = DEFLATE_SERVERS
+                    .iter()
+                    .map(|s| {
+                        let get = |k| self.median(bench.id, s, k);
+                        match (
+                            get("server_cpu"),
+                            get("loadgen_cpu"),
+                            get("core0_busy"),
+                            get("core1_busy"),
+                            get("c2s_frame_mean"),
+                        ) {
+                            (Some(a), Some(b), Some(c0), Some(c1), Some(f)) => format!(
+                                "{a:.2} / {b:.2} · {:.2} / {:.2}; frames of {f:.0} B",
+                                (c0 - a).max(0.0),
+                                (c1 - b).max(0.0)
+                            ),
+                            _ => "–".to_string(),
+                        }
+                    })
+                    .collect();
+                let _ = writeln!(md, "| {} | {} |", bench.id, cells.join(" | "));
+            }
+            md.push('\n');
+        }
+
+        let lock = std::fs::read_to_string(self.manifest.join("Cargo.lock")).unwrap_or_default();
+        let versions = locked_versions(&lock);
+        let version = |name: &str| versions.get(name).cloned().unwrap_or_else(|| "?".into());
+        let _ = writeln!(
+            md,
+            "DEFLATE on both sides: flate2 {} over zlib-rs {} (the library's codec, and the \
+             load generator's own, independent permessage-deflate in \
+             `benches/e2e/src/pmd.rs`).\n",
+            version("flate2"),
+            version("zlib-rs")
+        );
+        let _ = writeln!(
+            md,
+            "- **8a, 8b**: as row 1 (100 connections, 16 messages outstanding on each), with \
+             JSON text of 1 KiB and 16 KiB. The load generator offers \
+             `permessage-deflate; client_no_context_takeover; client_max_window_bits`, checks \
+             the `101`'s answer (the run fails if the server with deflate declines or the \
+             one without accepts), compresses each of its 64 messages once (raw DEFLATE, \
+             level 6, sync flush, the `00 00 ff ff` tail removed, RSV1 set; the window the \
+             server allowed) and sends them as masked frames like the other rows. It parses \
+             every reply, inflates it with the connection's own inflater (the server's \
+             context carried over unless it answered `server_no_context_takeover`) and \
+             compares it with the text sent, so a server that breaks a message fails the \
+             run. With deflate the server inflates, validates UTF-8, compresses; the load \
+             generator only inflates.\n\
+             - **8c**: the server's `VmRSS` with no connection; with 2,000 connections \
+             upgraded (extension agreed) and idle, one second after the last opened; then \
+             after each connection has sent one 1 KiB JSON message and received its \
+             compressed echo (checked), one second after the last. Each difference ÷ 2,000. \
+             The library keeps a compressor or inflater for the connection's lifetime only \
+             where its context is taken over (`src/deflate.rs`); otherwise it borrows one \
+             from a small per-thread pool for the one message. With the default config and \
+             this offer (which announces `client_no_context_takeover`) that is the server's \
+             compressor only; with `low_memory()`, nothing. A browser offer without \
+             `client_no_context_takeover` would add a kept inflater per connection. Kernel \
+             socket buffers are not in RSS.\n"
+        );
+    }
+
+    /// Row 9's per-thread CPU shares: for each thread of the first successful run (in
+    /// thread-id order, the main thread first), its name and the median share over the runs.
+    fn thread_shares(&self, bench: &str, server: &str) -> Vec<(String, f64)> {
+        let runs: Vec<&Vec<Value>> = self
+            .runs(bench, server)
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .filter_map(|m| m.get("server_threads").and_then(Value::as_array))
+            .collect();
+        let Some(first) = runs.first() else {
+            return Vec::new();
+        };
+        (0..first.len())
+            .filter_map(|i| {
+                let name = first[i].get(0)?.as_str()?.to_string();
+                let mut shares: Vec<f64> = runs
+                    .iter()
+                    .filter_map(|r| r.get(i)?.get(1)?.as_f64())
+                    .collect();
+                Some((name, median(&mut shares)?))
+            })
+            .collect()
+    }
+
+    /// Row 9: wsloop's sessions per loop over the runs, e.g. `50 / 50 (3 runs), 37 / 63`.
+    fn sessions_per_loop(&self, bench: &str, server: &str) -> Option<String> {
+        let mut spreads: Vec<(String, usize)> = Vec::new();
+        for m in self
+            .runs(bench, server)
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+        {
+            let Some(counts) = m.get("sessions_per_loop").and_then(Value::as_array) else {
+                continue;
+            };
+            let spread = counts
+                .iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join(" / ");
+            match spreads.iter_mut().find(|(s, _)| *s == spread) {
+                Some((_, n)) => *n += 1,
+                None => spreads.push((spread, 1)),
+            }
+        }
+        spreads.sort_by_key(|s| std::cmp::Reverse(s.1));
+        let shown: Vec<String> = spreads
+            .into_iter()
+            .map(|(s, n)| if n > 1 { format!("{s} ({n} runs)") } else { s })
+            .collect();
+        (!shown.is_empty()).then(|| shown.join(", "))
+    }
+
+    /// Row 9: threads per server, server and load generator sharing cores 0 and 1.
+    fn workers(&self, md: &mut String) {
+        let Some(bench) = self.benches.iter().find(|b| is_workers(b)) else {
+            return;
+        };
+        let id = bench.id;
+        let get = |server: &str, key: &str| self.median(id, server, key);
+        let lock = std::fs::read_to_string(self.manifest.join("Cargo.lock")).unwrap_or_default();
+        let versions = locked_versions(&lock);
+        let version = |name: &str| versions.get(name).cloned().unwrap_or_else(|| "?".into());
+        let _ = writeln!(md, "## Threads per server (row 9)\n");
+        let _ = writeln!(
+            md,
+            "Row 1's load (100 connections, 64 B binary messages, 16 in flight on each, every \
+             reply checked byte for byte) against servers with one and with two threads doing \
+             the work: `servers wsloop-w1` and `wsloop-w2`, the wsloop bench server built with \
+             `ServerBuilder::workers(n)` and run with `Server::run_each` (loop 0 accepts and \
+             hands each connection to the loop with the fewest); `servers \
+             tokio-tungstenite-mt1` and `-mt2`, the tokio-tungstenite server of the other rows \
+             (tokio-tungstenite {}) on tokio {}'s multi-thread runtime with \
+             `worker_threads(n)` (the accept loop runs in `block_on` on the main thread, the \
+             connections' tasks on the workers); and, for reference, `servers raw-tcp-w1` and \
+             `-w2`, the raw TCP echo with one mio loop per thread, each thread on its own \
+             `SO_REUSEPORT` listener (the kernel spreads connections by address hash).\n",
+            version("tokio-tungstenite"),
+            version("tokio")
+        );
+        let _ = writeln!(
+            md,
+            "**Pinned unlike every other row:** the server runs on cores 0 and 1 \
+             (`taskset -c 0,1`) and so does the load generator (`taskset -c 0,1`, still one \
+             thread): they share the two cores, with whatever else runs on this machine. So \
+             messages/s here is not per-core efficiency: it is what the two cores do when the \
+             server and the load generator split them, and the load generator needs CPU for \
+             every message too. Server CPU is in cores (1.00 = one whole core; with two threads \
+             it can exceed 1), from `/proc/PID/stat` over the window, all threads; messages \
+             per server CPU-second = messages/s ÷ that. \"Everything else\" = the busy time of \
+             cores 0 and 1 (`/proc/stat`, softirq included) less the server's and the load \
+             generator's: other processes on this shared machine, and loopback softirq work \
+             charged to neither. Per thread: each server thread's CPU over the window (threads \
+             under 0.01 core left out; `servers` is the main thread: wsloop's loop 0, tokio's \
+             `block_on` with the accept loop). Sessions per loop: what wsloop's bench handler \
+             counted in `on_open` on each loop.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| server | threads | messages/s | server CPU (cores) | load generator CPU (cores) \
+             | everything else (cores) | messages per server CPU-second | per thread (cores) |"
+        );
+        let _ = writeln!(md, "|---|--:|--:|--:|--:|--:|--:|---|");
+        let cell = |server: &str, value: Option<f64>, unit: Unit| {
+            let failed = self.failures(id, server);
+            match value {
+                None if !failed.is_empty() => "FAILED".to_string(),
+                None => "–".to_string(),
+                Some(v) => {
+                    let mut cell = format_value(v, unit);
+                    if !failed.is_empty() {
+                        let runs = self.runs(id, server).len();
+                        let _ = write!(cell, " ({} of {runs} failed)", failed.len());
+                    }
+                    cell
+                }
+            }
+        };
+        let others = |server: &str| {
+            Some(
+                (get(server, "core0_busy")? + get(server, "core1_busy")?
+                    - get(server, "server_cpu")?
+                    - get(server, "loadgen_cpu")?)
+                .max(0.0),
+            )
+        };
+        for (server, label, threads) in WORKER_SERVERS {
+            let mut per_thread: Vec<String> = self
+                .thread_shares(id, server)
+                .into_iter()
+                .filter(|(_, share)| *share >= 0.01)
+                .map(|(name, share)| format!("{name} {share:.2}"))
+                .collect();
+            if let Some(spread) = self.sessions_per_loop(id, server) {
+                per_thread.push(format!("sessions per loop: {spread}"));
+            }
+            let _ = writeln!(
+                md,
+                "| {label} | {threads} | {} | {} | {} | {} | {} | {} |",
+                cell(server, get(server, "msgs_per_s"), Unit::Rate),
+                cell(server, get(server, "server_cpu"), Unit::Cores),
+                cell(server, get(server, "loadgen_cpu"), Unit::Cores),
+                cell(server, others(server), Unit::Cores),
+                cell(server, get(server, "msgs_per_s_per_core"), Unit::Rate),
+                if per_thread.is_empty() {
+                    "–".to_string()
+                } else {
+                    per_thread.join("; ")
+                }
+            );
+        }
+        md.push('\n');
+
+        let ratio = |a: &str, b: &str, key: &str| -> Option<f64> {
+            let (a, b) = (get(a, key)?, get(b, key)?);
+            (b > 0.0).then(|| a / b)
+        };
+        let show = |r: Option<f64>| r.map_or("–".to_string(), |r| format!("{r:.2}×"));
+        let _ = writeln!(
+            md,
+            "| ratio | messages/s | messages per server CPU-second | server CPU |"
+        );
+        let _ = writeln!(md, "|---|--:|--:|--:|");
+        for (label, a, b) in [
+            ("wsloop: 2 loops ÷ 1 loop", "wsloop-w2", "wsloop-w1"),
+            (
+                "tokio-tungstenite: 2 workers ÷ 1 worker",
+                "tokio-tungstenite-mt2",
+                "tokio-tungstenite-mt1",
+            ),
+            ("raw TCP: 2 threads ÷ 1 thread", "raw-tcp-w2", "raw-tcp-w1"),
+            (
+                "wsloop ÷ tokio-tungstenite, 1 thread each",
+                "wsloop-w1",
+                "tokio-tungstenite-mt1",
+            ),
+            (
+                "wsloop ÷ tokio-tungstenite, 2 threads each",
+                "wsloop-w2",
+                "tokio-tungstenite-mt2",
+            ),
+        ] {
+            let _ = writeln!(
+                md,
+                "| {label} | {} | {} | {} |",
+                show(ratio(a, b, "msgs_per_s")),
+                show(ratio(a, b, "msgs_per_s_per_core")),
+                show(ratio(a, b, "server_cpu")),
+            );
+        }
+        md.push('\n');
+
+        let _ = writeln!(md, "### What this shows\n");
+        let _ = writeln!(md, "{}", self.workers_findings(id));
+        let _ = writeln!(
+            md,
+            "Reproduce with `bash benches/e2e/run.sh --only 9` (options: `--reps N`, \
+             `--secs S`, `--out PATH`). Raw figures, per-thread shares included: \
+             `target/e2e/release/e2e-results.json`.\n"
+        );
+    }
+
+    /// Row 9's "what this shows", written from the medians.
+    fn workers_findings(&self, id: &str) -> String {
+        let get = |server: &str, key: &str| self.median(id, server, key);
+        let rate = |v: f64| format_value(v, Unit::Rate);
+        // Where the two cores went, for one server: its CPU, the load generator's,
+        // everything else's, and the cores' total busy time.
+        struct Split {
+            msgs: f64,
+            server: f64,
+            loadgen: f64,
+            busy: f64,
+            per_cpu: f64,
+        }
+        let split = |server: &str| -> Option<Split> {
+            Some(Split {
+                msgs: get(server, "msgs_per_s")?,
+                server: get(server, "server_cpu")?,
+                loadgen: get(server, "loadgen_cpu")?,
+                busy: get(server, "core0_busy")? + get(server, "core1_busy")?,
+                per_cpu: get(server, "msgs_per_s_per_core")?,
+            })
+        };
+        let change = |r: f64| {
+            if r > 1.0 + TIE {
+                format!("rose {r:.2}×")
+            } else if r < 1.0 - TIE {
+                format!("fell to {r:.2}×")
+            } else {
+                format!("stayed within {:.0}% ({r:.2}×)", TIE * 100.0)
+            }
+        };
+        let mut out = Vec::new();
+        if let (Some(a), Some(b)) = (split("wsloop-w1"), split("wsloop-w2")) {
+            let others = |s: &Split| (s.busy - s.server - s.loadgen).max(0.0);
+            let mut p = format!(
+                "**wsloop, 2 loops against 1.** Messages/s {} ({} → {}). With 1 loop the \
+                 server used {:.2} cores, the load generator {:.2} and everything else {:.2}: \
+                 {:.2} of the 2 cores were busy. With 2 loops: {:.2}, {:.2} and {:.2}, {:.2} \
+                 busy.",
+                change(b.msgs / a.msgs),
+                rate(a.msgs),
+                rate(b.msgs),
+                a.server,
+                a.loadgen,
+                others(&a),
+                a.busy,
+                b.server,
+                b.loadgen,
+                others(&b),
+                b.busy
+            );
+            if a.server >= 0.95 {
+                let _ = write!(
+                    p,
+                    " With 1 loop the server's one thread was the limit ({:.2} of a core).",
+                    a.server
+                );
+            }
+            let taken = others(&a).max(others(&b));
+            if taken >= 0.25 {
+                let _ = write!(
+                    p,
+                    " Other processes on this shared machine (and loopback work charged to \
+                     neither process) took {:.2} to {:.2} cores of the 2, so the server and the \
+                     load generator had only what was left between them.",
+                    others(&a).min(others(&b)),
+                    taken
+                );
+            }
+            if b.busy >= 1.85 {
+                let _ = write!(
+                    p,
+                    " The two cores were saturated with 2 loops, so whatever CPU the second \
+                     loop added ({:+.2} cores for the server) came out of the idle time, the \
+                     other processes or the load generator ({:+.2} cores), which has to keep up \
+                     with every message itself: on shared cores a second loop helps only as far \
+                     as the load generator leaves CPU.",
+                    b.server - a.server,
+                    b.loadgen - a.loadgen
+                );
+            } else {
+                let busiest = self
+                    .thread_shares(id, "wsloop-w2")
+                    .iter()
+                    .map(|(_, share)| *share)
+                    .fold(0.0, f64::max);
+                let _ = write!(
+                    p,
+                    " With 2 loops the cores were not saturated ({:.2} of a core idle)",
+                    2.0 - b.busy
+                );
+                if busiest < 0.9 && b.loadgen < 0.9 {
+                    let _ = write!(
+                        p,
+                        " and no thread used a whole core (the busiest server thread {busiest:.2}, \
+                         the load generator {:.2}): the run was not CPU-bound. With three \
+                         threads (two loops and the load generator) on two cores, time went \
+                         into threads asleep in `epoll_wait` until another's bytes woke them, \
+                         and that idle CPU did not turn into messages.",
+                        b.loadgen
+                    );
+                } else {
+                    p.push('.');
+                }
+            }
+            let (ls, s1, s2) = (
+                b.loadgen / b.msgs * 1e6,
+                a.server / a.msgs * 1e6,
+                b.server / b.msgs * 1e6,
+            );
+            let _ = write!(
+                p,
+                " Per message, the server spent {s1:.2} µs of CPU with 1 loop and {s2:.2} µs \
+                 with 2 (messages per server CPU-second {}: {} → {}), the load generator \
+                 {ls:.2} µs. With the cores shared, messages/s cannot exceed the CPU left by \
+                 everything else divided by the server's and the load generator's CPU per \
+                 message: {} for 2 loops (measured {}).",
+                change(b.per_cpu / a.per_cpu),
+                rate(a.per_cpu),
+                rate(b.per_cpu),
+                rate((2.0 - others(&b)) / ((s2 + ls) / 1e6)),
+                rate(b.msgs)
+            );
+            out.push(p);
+        }
+        if let (Some(a), Some(b)) = (
+            split("tokio-tungstenite-mt1"),
+            split("tokio-tungstenite-mt2"),
+        ) {
+            out.push(format!(
+                "**tokio-tungstenite, 2 workers against 1** (multi-thread runtime): \
+                 messages/s {} ({} → {}); server CPU {:.2} → {:.2} cores, load generator \
+                 {:.2} → {:.2}; messages per server CPU-second {} ({} → {}).",
+                change(b.msgs / a.msgs),
+                rate(a.msgs),
+                rate(b.msgs),
+                a.server,
+                b.server,
+                a.loadgen,
+                b.loadgen,
+                change(b.per_cpu / a.per_cpu),
+                rate(a.per_cpu),
+                rate(b.per_cpu)
+            ));
+        }
+        let mut versus = Vec::new();
+        for (n, w, t) in [
+            (1, "wsloop-w1", "tokio-tungstenite-mt1"),
+            (2, "wsloop-w2", "tokio-tungstenite-mt2"),
+        ] {
+            if let (Some(w), Some(t)) = (split(w), split(t)) {
+                versus.push(format!(
+                    "with {n} thread{} wsloop served {:.2}× tokio-tungstenite's messages/s and \
+                     {:.2}× its messages per server CPU-second",
+                    if n == 1 { "" } else { "s" },
+                    w.msgs / t.msgs,
+                    w.per_cpu / t.per_cpu
+                ));
+            }
+        }
+        if !versus.is_empty() {
+            out.push(format!(
+                "**wsloop against tokio-tungstenite, same thread count:** {}. Where the load \
+                 generator takes part of the same cores, messages per server CPU-second is the \
+                 figure that compares the servers' own cost.",
+                versus.join("; ")
+            ));
+        }
+        if let (Some(r1), Some(r2)) = (
+            get("raw-tcp-w1", "msgs_per_s"),
+            get("raw-tcp-w2", "msgs_per_s"),
+        ) {
+            let best = ["wsloop-w2", "tokio-tungstenite-mt2"]
+                .iter()
+                .filter_map(|s| get(s, "msgs_per_s").map(|v| (v, *s)))
+                .reduce(|a, b| if b.0 > a.0 { b } else { a });
+            let mut p = format!(
+                "**Raw TCP echo (reference, no WebSocket):** {} messages/s with 1 thread, {} \
+                 with 2.",
+                rate(r1),
+                rate(r2)
+            );
+            if let Some((ws, who)) = best {
+                let q = r2 / ws;
+                let _ = write!(
+                    p,
+                    " With 2 threads it did {q:.2}× the best WebSocket server ({who}, {}){}",
+                    rate(ws),
+                    if q < 1.1 {
+                        ": within 10%, so the load generator, on the same cores, was at or near \
+                         its own limit and messages/s barely separates the servers."
+                    } else {
+                        ": the load generator still had room above the WebSocket servers."
+                    }
+                );
+            }
+            out.push(p);
+        }
+        let threads: Vec<String> = self
+            .thread_shares(id, "wsloop-w2")
+            .into_iter()
+            .filter(|(_, share)| *share >= 0.01)
+            .map(|(name, share)| format!("{name} {share:.2}"))
+            .collect();
+        if let Some(spread) = self.sessions_per_loop(id, "wsloop-w2") {
+            out.push(format!(
+                "**Balance, wsloop with 2 loops:** sessions opened per loop (loop 0 / loop 1) \
+                 over the runs: {spread}; CPU per thread (cores, medians) {}.",
+                if threads.is_empty() {
+                    "–".to_string()
+                } else {
+                    threads.join(", ")
+                }
+            ));
+        }
+        out.push(
+            "What this row cannot show is scaling with cores to spare: for that the load \
+             generator needs cores of its own (issue #9's plan: a 16-core machine, servers on \
+             cores 0..n−1, load generators on others)."
+                .to_string(),
+        );
+        out.join("\n\n") + "\n"
+    }
+
     fn every_run(&self, md: &mut String) {
         let _ = writeln!(md, "## Every run\n");
         let _ = writeln!(md, "| # | figure | server | runs |");
@@ -1042,6 +1900,18 @@ mod tests {
         assert_eq!(median(&mut []), None);
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+
+    #[test]
+    fn only_selects_rows() {
+        let only = |s: &str| s.split(',').map(String::from).collect::<Vec<_>>();
+        assert!(selected("8a", &only("8")));
+        assert!(selected("8c", &only("1,8")));
+        assert!(selected("7a", &only("7a")));
+        assert!(!selected("7b", &only("7a")));
+        assert!(!selected("1", &only("8")));
+        assert!(!selected("8a", &only("88")));
+        assert!(selected("3", &only("3")));
     }
 
     #[test]

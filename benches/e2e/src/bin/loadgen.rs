@@ -6,7 +6,12 @@
 //! loadgen idle       --addr A --conns N [--raw]      (prints "ready", holds until stdin ends)
 //! loadgen fanout     --addr A --conns N --rounds R   (wsloop's broadcast: one message to all)
 //! loadgen broadcast  --addr A --conns N --window W   (wsloop's broadcast, sustained)
+//! loadgen zecho      --addr A --conns N --size BYTES --inflight F [--expect deflate|plain]
+//! loadgen zmem       --addr A --conns N --size BYTES [--expect deflate|plain]
+//!                    (prints "idle", waits for a line on stdin, exchanges one message per
+//!                    connection, prints "ready", holds until stdin ends)
 //! common:            --warmup-ms 500 --duration-ms 2000
+//!                    --thread-cpu (row 9: also each server thread's CPU share, by name)
 //! ```
 //!
 //! It prints one line of JSON with the results (or `{"error": ...}` and exits 1).
@@ -19,6 +24,13 @@
 //! reply is one `memcmp` of the bytes read against that ring (header and payload, in order),
 //! with no parsing at all. With `--raw` (the raw TCP echo) the expected bytes are the sent
 //! bytes themselves and no handshake is made.
+//!
+//! Row 8 (`zecho`, `zmem`: permessage-deflate, RFC 7692) cannot compare bytes: with context
+//! takeover the server's compressed frames depend on everything it sent before. There every
+//! connection offers [`pmd::OFFER`], checks the answer, sends text messages compressed once
+//! before the run (we reset our context after each message, so a message's frame never
+//! changes), and parses every reply, inflates it with the connection's own inflater and
+//! compares it with the JSON text sent (`wsloop_e2e::pmd`).
 
 use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::net::SocketAddr;
@@ -29,8 +41,8 @@ use mio::{Events, Interest, Poll, Token};
 
 use wsloop_e2e::{
     check_upgrade_response, client_frame, cores_busy_seconds, cpu_seconds, head_end, mask_key,
-    payload, proc_cpu_seconds, raise_fd_limit, server_frame, upgrade_request, Args, BINARY_FIN,
-    CLOSE_FIN,
+    payload, pmd, proc_cpu_seconds, proc_threads_cpu_seconds, raise_fd_limit, server_frame,
+    upgrade_request, upgrade_request_with, Args, BINARY_FIN, CLOSE_FIN,
 };
 
 /// Size of the one read buffer.
@@ -55,6 +67,8 @@ fn main() {
         "idle" => idle(&args),
         "fanout" => fanout(&args),
         "broadcast" => broadcast(&args),
+        "zecho" => zecho(&args),
+        "zmem" => zmem(&args),
         _ => Err(format!(
             "unknown subcommand {which:?}; see the top of loadgen.rs"
         )),
@@ -98,6 +112,10 @@ struct Meter {
     started: Instant,
     t0: Option<Snapshot>,
     end: Option<Snapshot>,
+    /// With `--thread-cpu`: every server thread's CPU seconds at the start and end of the
+    /// window.
+    thread_cpu: bool,
+    threads: [Vec<(u32, String, f64)>; 2],
 }
 
 /// Time, our CPU time, the server's CPU time, two counters, busy time of cores 0 and 1.
@@ -112,15 +130,29 @@ struct Measured {
     a: u64,
     b: u64,
     cores: [f64; 2],
+    /// With `--thread-cpu`: each server thread alive over the whole window, its name and its
+    /// CPU share, in thread-id order (the main thread first).
+    threads: Vec<(String, f64)>,
 }
 
 impl Measured {
     /// The JSON fields every timed row reports about CPU use.
     fn cpu_fields(&self) -> String {
-        format!(
+        let mut fields = format!(
             "\"loadgen_cpu\":{:.3},\"server_cpu\":{:.3},\"core0_busy\":{:.3},\"core1_busy\":{:.3}",
             self.cpu, self.server_cpu, self.cores[0], self.cores[1]
-        )
+        );
+        if !self.threads.is_empty() {
+            let threads: Vec<String> = self
+                .threads
+                .iter()
+                .map(|(name, share)| {
+                    format!("[{},{share:.3}]", serde_json::Value::from(name.as_str()))
+                })
+                .collect();
+            fields.push_str(&format!(",\"server_threads\":[{}]", threads.join(",")));
+        }
+        fields
     }
 }
 
@@ -132,6 +164,15 @@ impl Meter {
             started: Instant::now(),
             t0: None,
             end: None,
+            thread_cpu: args.flag("thread-cpu"),
+            threads: [Vec::new(), Vec::new()],
+        }
+    }
+
+    fn thread_snapshot(&self) -> Vec<(u32, String, f64)> {
+        match self.server {
+            Some(pid) if self.thread_cpu => proc_threads_cpu_seconds(pid),
+            _ => Vec::new(),
         }
     }
 
@@ -150,10 +191,12 @@ impl Meter {
     fn tick(&mut self, now: Instant, a: u64, b: u64) -> bool {
         match self.t0 {
             None if now >= self.started + self.window.warmup => {
+                self.threads[0] = self.thread_snapshot();
                 self.t0 = Some(self.snapshot(now, a, b));
             }
             Some((t0, ..)) if now >= t0 + self.window.duration => {
                 self.end = Some(self.snapshot(now, a, b));
+                self.threads[1] = self.thread_snapshot();
                 return true;
             }
             _ => {}
@@ -176,6 +219,13 @@ impl Meter {
             a: a1 - a0,
             b: b1 - b0,
             cores: [(k1[0] - k0[0]) / secs, (k1[1] - k0[1]) / secs],
+            threads: self.threads[1]
+                .iter()
+                .filter_map(|(tid, name, end)| {
+                    let (_, _, start) = self.threads[0].iter().find(|t| t.0 == *tid)?;
+                    Some((name.clone(), (end - start) / secs))
+                })
+                .collect(),
         }
     }
 }
@@ -358,6 +408,20 @@ fn connect_all(
     raw: bool,
     path: impl Fn(usize) -> String,
 ) -> Result<Vec<TcpStream>> {
+    let opened = connect_with(poll, addr, n, raw, path, "")?;
+    Ok(opened.into_iter().map(|(socket, _)| socket).collect())
+}
+
+/// [`connect_all`] with `extra` header lines in every upgrade request; returns each
+/// connection with its response head.
+fn connect_with(
+    poll: &mut Poll,
+    addr: SocketAddr,
+    n: usize,
+    raw: bool,
+    path: impl Fn(usize) -> String,
+    extra: &str,
+) -> Result<Vec<(TcpStream, Vec<u8>)>> {
     struct Pending {
         socket: TcpStream,
         request: Option<Vec<u8>>,
@@ -366,7 +430,7 @@ fn connect_all(
     let deadline = Instant::now() + Duration::from_secs(120);
     let host = addr.to_string();
     let mut slots: Vec<Option<Pending>> = (0..n).map(|_| None).collect();
-    let mut open: Vec<Option<TcpStream>> = (0..n).map(|_| None).collect();
+    let mut open: Vec<Option<(TcpStream, Vec<u8>)>> = (0..n).map(|_| None).collect();
     let (mut started, mut active, mut finished) = (0, 0, 0);
     let mut events = Events::with_capacity(1024);
     let mut buf = [0u8; 4096];
@@ -384,7 +448,7 @@ fn connect_all(
             let request = Some(if raw {
                 RAW_PROBE.to_vec()
             } else {
-                upgrade_request(&host, &path(started))
+                upgrade_request_with(&host, &path(started), extra)
             });
             slots[started] = Some(Pending {
                 socket,
@@ -446,7 +510,7 @@ fn connect_all(
                 }
             }
             let done = slots[i].take().expect("pending");
-            open[i] = Some(done.socket);
+            open[i] = Some((done.socket, done.head));
             active -= 1;
             finished += 1;
         }
@@ -858,6 +922,375 @@ fn broadcast(args: &Args) -> Result<String> {
     ))
 }
 
+// ----- Row 8: permessage-deflate ----------------------------------------------------------
+
+/// Frames of any lengths laid end to end (compressed frames differ in length); a
+/// connection's stream repeats them from its first frame on.
+struct VarRing {
+    bytes: Vec<u8>,
+    /// Where each frame starts, and the total at the end (`K + 1` entries).
+    starts: Vec<usize>,
+}
+
+impl VarRing {
+    fn new(frames: &[Vec<u8>]) -> VarRing {
+        let mut starts = vec![0];
+        for f in frames {
+            starts.push(starts.last().expect("one") + f.len());
+        }
+        VarRing {
+            bytes: frames.concat(),
+            starts,
+        }
+    }
+
+    fn k(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    fn total(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Length of the stream that starts at frame `first`, up to the end of its `m`-th frame.
+    fn end_of(&self, first: usize, m: u64) -> u64 {
+        let g = first as u64 + m;
+        let k = self.k() as u64;
+        // Add before subtracting: where the stream wrapped, `starts[g % k]` is below
+        // `starts[first]`, and a whole ring (`g / k >= 1`) makes up for it.
+        (g / k) * self.total() as u64 + self.starts[(g % k) as usize] as u64
+            - self.starts[first] as u64
+    }
+
+    /// Bytes `pos..pos + max` of that stream (at most one ring's worth), as two slices.
+    fn slices(&self, first: usize, pos: u64, max: u64) -> (&[u8], &[u8]) {
+        let len = max.min(self.total() as u64) as usize;
+        let p = ((self.starts[first] as u64 + pos) % self.total() as u64) as usize;
+        let a = &self.bytes[p..(p + len).min(self.total())];
+        let b = &self.bytes[..len - a.len()];
+        (a, b)
+    }
+}
+
+/// The payloads (JSON text of `size` bytes) and the frames that send them: compressed once
+/// as the agreed extension says (no context takeover on our side, so each frame stands
+/// alone), or plain text frames when the server declined.
+fn zrings(size: usize, agreed: Option<pmd::Agreed>) -> (Vec<Vec<u8>>, VarRing) {
+    // Enough distinct messages that the server's 32 KiB window never holds an exact copy of
+    // the one it compresses (64 × 1 KiB is twice the window): what it finds is the structure
+    // JSON messages share, as it would in production.
+    let k = ((4 << 20) / (size + 14)).clamp(2, 64);
+    let payloads: Vec<Vec<u8>> = (0..k).map(|j| pmd::json_text(j as u64 + 1, size)).collect();
+    let frames: Vec<Vec<u8>> = payloads
+        .iter()
+        .enumerate()
+        .map(|(j, p)| match agreed {
+            Some(a) => client_frame(
+                pmd::TEXT_FIN | pmd::RSV1,
+                &pmd::compress_message(p, 6, a.client_max_window_bits),
+                mask_key(j as u64),
+            ),
+            None => client_frame(pmd::TEXT_FIN, p, mask_key(j as u64)),
+        })
+        .collect();
+    (payloads, VarRing::new(&frames))
+}
+
+/// Every connection's answer must be the same and what `--expect` says (`deflate`: the
+/// extension accepted; `plain`: declined). Returns it and the header as answered.
+fn agreement(
+    opened: &[(TcpStream, Vec<u8>)],
+    expect: Option<&str>,
+) -> Result<(Option<pmd::Agreed>, Option<String>)> {
+    let mut first: Option<Option<pmd::Agreed>> = None;
+    for (i, (_, head)) in opened.iter().enumerate() {
+        let agreed = pmd::agreed(head).map_err(|e| format!("connection {i}: {e}"))?;
+        match first {
+            None => first = Some(agreed),
+            Some(a) if a != agreed => {
+                return Err(format!(
+                    "connection {i} agreed {agreed:?}, connection 0 {a:?}"
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    let agreed = first.flatten();
+    let header = opened
+        .first()
+        .and_then(|(_, head)| pmd::extensions_header(head));
+    match (expect, agreed.is_some()) {
+        (Some("deflate"), false) => Err("the server declined permessage-deflate".into()),
+        (Some("plain"), true) => Err(format!(
+            "the server accepted permessage-deflate: {header:?}"
+        )),
+        (Some("deflate" | "plain") | None, _) => Ok((agreed, header)),
+        (Some(other), _) => Err(format!("--expect {other:?}: deflate or plain")),
+    }
+}
+
+/// One row-8 connection: what it may send from the ring, and its replies being checked.
+struct ZConn {
+    socket: TcpStream,
+    first: usize,
+    sent: u64,
+    allowed: u64,
+    replies: pmd::Replies,
+    /// Replies counted so far.
+    counted: u64,
+}
+
+impl ZConn {
+    /// Write until everything allowed is out or the socket is full; returns bytes written.
+    fn write_allowed(&mut self, ring: &VarRing) -> Result<u64> {
+        let mut total = 0;
+        while self.sent < self.allowed {
+            let (a, b) = ring.slices(self.first, self.sent, self.allowed - self.sent);
+            let written = if b.is_empty() {
+                self.socket.write(a)
+            } else {
+                self.socket
+                    .write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
+            };
+            match written {
+                Ok(0) => return Err("write returned 0".into()),
+                Ok(n) => {
+                    self.sent += n as u64;
+                    total += n as u64;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("write: {e}")),
+            }
+        }
+        Ok(total)
+    }
+
+    /// Read what the socket has, parse, inflate and check it; returns the bytes read.
+    fn read_check(
+        &mut self,
+        payloads: &[Vec<u8>],
+        buf: &mut [u8],
+        scratch: &mut [u8],
+    ) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let n = match self.socket.read(buf) {
+                Ok(0) => return Err("the server closed the connection".into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(total),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("read: {e}")),
+            };
+            self.replies.feed(&buf[..n], payloads, scratch)?;
+            total += n as u64;
+            if n < buf.len() {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+/// Row 8's connections, what they send and what they expect back.
+struct ZSet {
+    payloads: Vec<Vec<u8>>,
+    ring: VarRing,
+    streams: Vec<ZConn>,
+    /// The server's `Sec-WebSocket-Extensions` answer, as it wrote it.
+    header: Option<String>,
+}
+
+/// Open `conns` connections offering permessage-deflate and check the answers.
+fn zconnect(poll: &mut Poll, args: &Args, conns: usize, size: usize, path: &str) -> Result<ZSet> {
+    let addr = addr(args)?;
+    let offer = format!("Sec-WebSocket-Extensions: {}\r\n", pmd::OFFER);
+    let opened = connect_with(poll, addr, conns, false, |i| format!("/{path}/{i}"), &offer)?;
+    let (agreed, header) = agreement(&opened, args.get("expect"))?;
+    let (payloads, ring) = zrings(size, agreed);
+    let k = ring.k();
+    let streams: Vec<ZConn> = opened
+        .into_iter()
+        .enumerate()
+        .map(|(i, (socket, _))| ZConn {
+            socket,
+            first: i % k,
+            sent: 0,
+            allowed: 0,
+            replies: pmd::Replies::new(i % k, agreed),
+            counted: 0,
+        })
+        .collect();
+    Ok(ZSet {
+        payloads,
+        ring,
+        streams,
+        header,
+    })
+}
+
+fn zreregister(poll: &Poll, streams: &mut [ZConn]) -> Result<()> {
+    for (i, s) in streams.iter_mut().enumerate() {
+        poll.registry()
+            .reregister(
+                &mut s.socket,
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn json_string(s: Option<&str>) -> String {
+    s.map(|s| serde_json::Value::String(s.into()).to_string())
+        .unwrap_or_else(|| "null".into())
+}
+
+/// Row 8a/8b: echo of JSON text messages, each connection keeping `inflight` outstanding,
+/// with permessage-deflate when the server accepts it; counts the frame bytes each way.
+fn zecho(args: &Args) -> Result<String> {
+    let conns: usize = args.num("conns", 100);
+    let size: usize = args.num("size", 1024);
+    let inflight: u64 = args.num("inflight", 16);
+    let mut poll = Poll::new().map_err(|e| e.to_string())?;
+    let ZSet {
+        payloads,
+        ring,
+        mut streams,
+        header,
+    } = zconnect(&mut poll, args, conns, size, "echo")?;
+    zreregister(&poll, &mut streams)?;
+    let mut written = 0u64;
+    for s in streams.iter_mut() {
+        s.allowed = ring.end_of(s.first, inflight);
+        written += s.write_allowed(&ring)?;
+    }
+    let mut buf = vec![0u8; READ_BUF];
+    let mut scratch = vec![0u8; 64 << 10];
+    let mut events = Events::with_capacity(1024);
+    let mut meter = Meter::new(args);
+    let (mut messages, mut bytes_in) = (0u64, 0u64);
+    let mut written0 = 0u64;
+    let written1 = loop {
+        poll_events(&mut poll, &mut events, Duration::from_millis(5))?;
+        for event in events.iter() {
+            let s = &mut streams[event.token().0];
+            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                bytes_in += s.read_check(&payloads, &mut buf, &mut scratch)?;
+                let done = s.replies.done;
+                if done > s.counted {
+                    if ring.end_of(s.first, done) > s.sent {
+                        return Err("more replies than messages sent".into());
+                    }
+                    messages += done - s.counted;
+                    s.counted = done;
+                    s.allowed = ring.end_of(s.first, done + inflight);
+                }
+            }
+            written += s.write_allowed(&ring)?;
+        }
+        let before = meter.t0.is_none();
+        let over = meter.tick(Instant::now(), messages, bytes_in);
+        if before && meter.t0.is_some() {
+            written0 = written;
+        }
+        if over {
+            break written;
+        }
+    };
+    let measured = meter.result();
+    let (secs, messages, bytes_in) = (measured.secs, measured.a, measured.b);
+    let per = |bytes: u64| bytes as f64 / messages.max(1) as f64;
+    Ok(format!(
+        "{{\"conns\":{conns},\"size\":{size},\"inflight\":{inflight},\"secs\":{secs:.3},\
+         \"messages\":{messages},\"msgs_per_s\":{:.1},\"c2s_bytes_per_msg\":{:.1},\
+         \"s2c_bytes_per_msg\":{:.1},\"c2s_frame_mean\":{:.1},\"extension\":{},{}}}",
+        messages as f64 / secs,
+        per(written1 - written0),
+        per(bytes_in),
+        ring.total() as f64 / ring.k() as f64,
+        json_string(header.as_deref()),
+        measured.cpu_fields()
+    ))
+}
+
+/// Row 8c: open `conns` connections offering permessage-deflate, say "idle" and wait for a
+/// line on stdin; then every connection sends one `size`-byte JSON message and gets it back
+/// (checked); say "ready" and hold the connections until stdin ends.
+fn zmem(args: &Args) -> Result<String> {
+    let conns: usize = args.num("conns", 2000);
+    let size: usize = args.num("size", 1024);
+    let mut poll = Poll::new().map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let ZSet {
+        payloads,
+        ring,
+        mut streams,
+        header,
+    } = zconnect(&mut poll, args, conns, size, "mem")?;
+    let connect_secs = started.elapsed().as_secs_f64();
+    zreregister(&poll, &mut streams)?;
+    println!("idle");
+    let mut line = String::new();
+    io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("stdin: {e}"))?;
+    let started = Instant::now();
+    let (mut written, mut bytes_in) = (0u64, 0u64);
+    for s in streams.iter_mut() {
+        s.allowed = ring.end_of(s.first, 1);
+        written += s.write_allowed(&ring)?;
+    }
+    let mut buf = vec![0u8; READ_BUF];
+    let mut scratch = vec![0u8; 64 << 10];
+    let mut events = Events::with_capacity(1024);
+    let mut waiting = conns;
+    while waiting > 0 {
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err(format!("{waiting} replies still missing after 60 s"));
+        }
+        poll_events(&mut poll, &mut events, Duration::from_millis(5))?;
+        for event in events.iter() {
+            let s = &mut streams[event.token().0];
+            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                bytes_in += s.read_check(&payloads, &mut buf, &mut scratch)?;
+                match s.replies.done {
+                    0 => {}
+                    1 if s.counted == 0 => {
+                        s.counted = 1;
+                        waiting -= 1;
+                    }
+                    1 => {}
+                    _ => return Err("more replies than messages sent".into()),
+                }
+            }
+            written += s.write_allowed(&ring)?;
+        }
+    }
+    let exchange_ms = started.elapsed().as_secs_f64() * 1e3;
+    println!("ready");
+    let mut sink = Vec::new();
+    let _ = io::stdin().read_to_end(&mut sink);
+    // Every connection must still be open, with nothing more to read.
+    let mut probe = [0u8; 1];
+    for (i, s) in streams.iter_mut().enumerate() {
+        match s.socket.read(&mut probe) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Ok(0) => return Err(format!("connection {i} was closed by the server")),
+            Ok(_) => return Err(format!("connection {i} got unexpected data")),
+            Err(e) => return Err(format!("connection {i}: {e}")),
+        }
+    }
+    Ok(format!(
+        "{{\"conns\":{conns},\"size\":{size},\"connect_secs\":{connect_secs:.3},\
+         \"exchange_ms\":{exchange_ms:.1},\"c2s_bytes_per_msg\":{:.1},\
+         \"s2c_bytes_per_msg\":{:.1},\"extension\":{}}}",
+        written as f64 / conns as f64,
+        bytes_in as f64 / conns as f64,
+        json_string(header.as_deref()),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -893,6 +1326,23 @@ mod tests {
         assert!(reply.check(1, 0, &swapped).is_err());
         // An echo of the masked frames (no unmasking) fails.
         assert!(reply.check(0, 0, &send.bytes).is_err());
+    }
+
+    #[test]
+    fn var_ring_positions() {
+        let frames: Vec<Vec<u8>> = vec![vec![1; 3], vec![2; 5], vec![3; 2]];
+        let ring = VarRing::new(&frames);
+        assert_eq!((ring.k(), ring.total()), (3, 10));
+        assert_eq!(ring.end_of(0, 0), 0);
+        assert_eq!(ring.end_of(0, 2), 8);
+        assert_eq!(ring.end_of(1, 1), 5);
+        assert_eq!(ring.end_of(1, 2), 7);
+        assert_eq!(ring.end_of(1, 3), 10);
+        assert_eq!(ring.end_of(2, 4), 2 + 3 + 5 + 2);
+        // The stream from frame 2: 3 3 | 1 1 1 | 2 ...
+        let (a, b) = ring.slices(2, 0, 6);
+        assert_eq!(a, &[3, 3]);
+        assert_eq!(b, &[1, 1, 1, 2]);
     }
 
     #[test]

@@ -2,21 +2,38 @@
 //!
 //! ```text
 //! servers wsloop|tungstenite|tokio-tungstenite|fastwebsockets|raw-tcp --addr 127.0.0.1:PORT
+//! servers wsloop-deflate|wsloop-deflate-low --addr 127.0.0.1:PORT
 //! ```
 //!
 //! Each echoes every data message back on the connection it came from, accepts an upgrade on
 //! any path, and prints `ready ADDR` once it listens. The async peers run on tokio's
-//! current-thread runtime and tungstenite on one thread per connection; the driver pins the
-//! whole process to one core, so every figure is per-core efficiency.
+//! current-thread runtime and tungstenite on one thread per connection; for rows 1 to 8 the
+//! driver pins the whole process to one core, so every figure is per-core efficiency.
 //!
 //! The wsloop server also broadcasts: a message from a session whose path starts with `/ctl`
 //! is sent to every open session (that one included) instead of being echoed.
+//! `wsloop-deflate` is the same server with permessage-deflate (`DeflateConfig::default()`)
+//! and `wsloop-deflate-low` with `DeflateConfig::low_memory()`: row 8.
+//!
+//! Row 9 (several threads per server; the driver pins these to both cores):
+//!
+//! ```text
+//! servers wsloop-wN --addr ...             wsloop with `workers(N)`, run with `run_each`
+//! servers tokio-tungstenite-mtN --addr ... tokio-tungstenite on a multi-thread runtime with
+//!                                          `worker_threads(N)`
+//! servers raw-tcp-wN --addr ...            N raw TCP echo loops, one thread each, each on its
+//!                                          own `SO_REUSEPORT` listener
+//! ```
+//!
+//! `wsloop-wN` prints `opened A B ...` to stderr after each upgrade: how many sessions each
+//! loop has opened so far, which the driver reads back from the log to show the spread.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use wsloop::deflate::DeflateConfig;
 use wsloop_e2e::{raise_fd_limit, Args};
 
 fn main() {
@@ -32,22 +49,38 @@ fn main() {
         eprintln!("cannot raise the open-file limit: {e}");
     }
     let result = match which.as_str() {
-        "wsloop" => wsloop_server::run(addr),
+        "wsloop" => wsloop_server::run(addr, None),
+        "wsloop-deflate" => wsloop_server::run(addr, Some(DeflateConfig::default())),
+        "wsloop-deflate-low" => wsloop_server::run(addr, Some(DeflateConfig::low_memory())),
         "tungstenite" => tungstenite_server::run(addr),
         "tokio-tungstenite" => tokio_tungstenite_server::run(addr),
         "fastwebsockets" => fastwebsockets_server::run(addr),
         "raw-tcp" => raw_tcp::run(addr),
-        _ => {
-            eprintln!(
-                "usage: servers wsloop|tungstenite|tokio-tungstenite|fastwebsockets|raw-tcp --addr HOST:PORT"
-            );
-            std::process::exit(2);
-        }
+        other => match threads_of(other) {
+            Some(("wsloop-w", n)) => wsloop_server::run_workers(addr, n),
+            Some(("tokio-tungstenite-mt", n)) => tokio_tungstenite_server::run_multi(addr, n),
+            Some(("raw-tcp-w", n)) => raw_tcp::run_threads(addr, n),
+            _ => {
+                eprintln!(
+                    "usage: servers wsloop|wsloop-deflate|wsloop-deflate-low|tungstenite|\
+                     tokio-tungstenite|fastwebsockets|raw-tcp|wsloop-wN|tokio-tungstenite-mtN|\
+                     raw-tcp-wN --addr HOST:PORT"
+                );
+                std::process::exit(2);
+            }
+        },
     };
     if let Err(e) = result {
         eprintln!("{which}: {e}");
         std::process::exit(1);
     }
+}
+
+/// `wsloop-w2` -> `("wsloop-w", 2)`: a row-9 server name and its thread count.
+fn threads_of(name: &str) -> Option<(&str, usize)> {
+    let digits = name.trim_end_matches(|c: char| c.is_ascii_digit());
+    let n: usize = name[digits.len()..].parse().ok()?;
+    (n >= 1).then_some((digits, n))
 }
 
 fn ready(addr: SocketAddr) {
@@ -62,7 +95,8 @@ fn accept_pause() -> Duration {
 
 mod wsloop_server {
     use super::*;
-    use wsloop::server::{Context, Handler, Server};
+    use std::sync::Arc;
+    use wsloop::server::{Context, Handler, Server, ServerBuilder};
     use wsloop::Message;
 
     struct Bench;
@@ -77,9 +111,53 @@ mod wsloop_server {
         }
     }
 
-    pub fn run(addr: SocketAddr) -> io::Result<()> {
+    pub fn run(addr: SocketAddr, deflate: Option<DeflateConfig>) -> io::Result<()> {
+        let mut builder = Server::builder();
+        if let Some(config) = deflate {
+            builder = builder.deflate(config);
+        }
+        let server = build(builder, addr)?;
+        ready(server.local_addr()?);
+        server.run(Bench)
+    }
+
+    /// Row 9: the same server with `workers(n)`, one handler per loop (`run_each`); each
+    /// handler counts the sessions its loop opened and logs every loop's count to stderr.
+    pub fn run_workers(addr: SocketAddr, n: usize) -> io::Result<()> {
+        let server = build(Server::builder().workers(n), addr)?;
+        ready(server.local_addr()?);
+        let opened: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+        server.run_each(move |index| Counted {
+            index,
+            opened: opened.clone(),
+        })
+    }
+
+    /// [`Bench`], counting the sessions opened on its loop.
+    struct Counted {
+        index: usize,
+        opened: Arc<Vec<AtomicU64>>,
+    }
+
+    impl Handler for Counted {
+        fn on_open(&mut self, _ctx: &mut Context<'_>, _sid: &str) {
+            self.opened[self.index].fetch_add(1, Ordering::Relaxed);
+            let counts: Vec<String> = self
+                .opened
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed).to_string())
+                .collect();
+            eprintln!("opened {}", counts.join(" "));
+        }
+
+        fn on_message(&mut self, ctx: &mut Context<'_>, sid: &str, message: Message) {
+            Bench.on_message(ctx, sid, message);
+        }
+    }
+
+    fn build(builder: ServerBuilder, addr: SocketAddr) -> io::Result<Server> {
         let next = AtomicU64::new(0);
-        let server = Server::builder()
+        builder
             .bind(addr.to_string())
             // The library's defaults, except room for the 10,000-connection rows.
             .configure(|c| c.max_connections = 20_000)
@@ -91,9 +169,7 @@ mod wsloop_server {
                     Ok(format!("c{n}"))
                 }
             })
-            .build()?;
-        ready(server.local_addr()?);
-        server.run(Bench)
+            .build()
     }
 }
 
@@ -151,18 +227,31 @@ mod tokio_tungstenite_server {
     use tokio::net::{TcpListener, TcpStream};
 
     pub fn run(addr: SocketAddr) -> io::Result<()> {
-        current_thread_runtime()?.block_on(async {
-            let listener = TcpListener::bind(addr).await?;
-            ready(listener.local_addr()?);
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        tokio::spawn(serve(stream));
-                    }
-                    Err(_) => tokio::time::sleep(accept_pause()).await,
+        current_thread_runtime()?.block_on(accept_loop(addr))
+    }
+
+    /// Row 9: the same server on a multi-thread runtime with `threads` workers. The accept
+    /// loop runs in `block_on` on the main thread; every connection's task is spawned onto
+    /// the workers (work-stealing).
+    pub fn run_multi(addr: SocketAddr, threads: usize) -> io::Result<()> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+            .block_on(accept_loop(addr))
+    }
+
+    async fn accept_loop(addr: SocketAddr) -> io::Result<()> {
+        let listener = TcpListener::bind(addr).await?;
+        ready(listener.local_addr()?);
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(serve(stream));
                 }
+                Err(_) => tokio::time::sleep(accept_pause()).await,
             }
-        })
+        }
     }
 
     async fn serve(stream: TcpStream) {
@@ -263,11 +352,86 @@ mod raw_tcp {
     }
 
     pub fn run(addr: SocketAddr) -> io::Result<()> {
+        let listener = TcpListener::bind(addr)?;
+        ready(listener.local_addr()?);
+        serve_listener(listener)
+    }
+
+    /// Row 9: `n` loops, one thread each, each accepting on its own `SO_REUSEPORT`
+    /// listener on the same address; the kernel spreads connections by a hash of their
+    /// addresses, so the spread is close to even but not exact.
+    pub fn run_threads(addr: SocketAddr, n: usize) -> io::Result<()> {
+        let listeners = (0..n)
+            .map(|_| reuseport_listener(addr))
+            .collect::<io::Result<Vec<_>>>()?;
+        ready(listeners[0].local_addr()?);
+        let threads = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| {
+                std::thread::Builder::new()
+                    .name(format!("raw-tcp-{i}"))
+                    .spawn(move || serve_listener(TcpListener::from_std(l)))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        for thread in threads {
+            thread
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a loop panicked")))?;
+        }
+        Ok(())
+    }
+
+    /// A listening socket with `SO_REUSEPORT` set before `bind`, non-blocking.
+    fn reuseport_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+        use std::os::fd::FromRawFd;
+        let SocketAddr::V4(v4) = addr else {
+            return Err(io::Error::other("raw-tcp-wN: IPv4 only"));
+        };
+        let check = |r: libc::c_int| {
+            if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(r)
+            }
+        };
+        // SAFETY: plain socket calls on a descriptor we own, with a correctly sized sockaddr;
+        // the descriptor is handed to `TcpListener`, which closes it (or closed on error).
+        unsafe {
+            let fd = check(libc::socket(
+                libc::AF_INET,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            ))?;
+            let listener = std::net::TcpListener::from_raw_fd(fd);
+            let one: libc::c_int = 1;
+            for option in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+                check(libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    option,
+                    (&one as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                ))?;
+            }
+            let mut sin: libc::sockaddr_in = std::mem::zeroed();
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = v4.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+            check(libc::bind(
+                fd,
+                (&sin as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            ))?;
+            check(libc::listen(fd, 1024))?;
+            Ok(listener)
+        }
+    }
+
+    fn serve_listener(mut listener: TcpListener) -> io::Result<()> {
         let mut poll = Poll::new()?;
-        let mut listener = TcpListener::bind(addr)?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        ready(listener.local_addr()?);
         let mut conns: Vec<Option<Conn>> = Vec::new();
         let mut free: Vec<usize> = Vec::new();
         let mut buf = vec![0u8; 256 << 10];
@@ -376,5 +540,22 @@ mod raw_tcp {
             conn.sent = 0;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::threads_of;
+
+    #[test]
+    fn row_9_names() {
+        assert_eq!(threads_of("wsloop-w2"), Some(("wsloop-w", 2)));
+        assert_eq!(
+            threads_of("tokio-tungstenite-mt1"),
+            Some(("tokio-tungstenite-mt", 1))
+        );
+        assert_eq!(threads_of("raw-tcp-w12"), Some(("raw-tcp-w", 12)));
+        assert_eq!(threads_of("wsloop-w0"), None);
+        assert_eq!(threads_of("wsloop"), None);
     }
 }
