@@ -348,10 +348,12 @@ impl Codec {
         let start_in = inflater.total_in();
         loop {
             let consumed = (inflater.total_in() - start_in) as usize;
-            // Room for at least one more byte than allowed, to notice going over.
+            // Room for at least one more byte than allowed, to notice going over; first a
+            // guess from the input (text often inflates about 4×), then doubling.
             if out.capacity() == out.len() {
                 let room = max.saturating_sub(out.len()).saturating_add(1);
-                out.reserve(room.min(out.len().max(16 * 1024)));
+                let guess = (input.len() - consumed).saturating_mul(4).max(256);
+                out.reserve(room.min(out.len().max(guess)));
             }
             let before_out = out.len();
             let status = inflater

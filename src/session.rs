@@ -607,10 +607,8 @@ impl Session {
         // RFC 6455 §8.1: fail fast on invalid UTF-8, even mid-frame. A single-frame text
         // message that arrived whole is checked once, when it becomes a String.
         let single_whole = whole_frame && frame.fin && start == 0;
-        if self.message == Some(DataOpcode::Text) && frame.opcode.is_data() && !single_whole {
-            self.utf8
-                .feed(&self.message_buf[start..])
-                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        if frame.opcode.is_data() && !single_whole {
+            self.check_text_from(start)?;
         }
         self.advance(frame, take)
     }
@@ -636,6 +634,17 @@ impl Session {
         false
     }
 
+    /// RFC 6455 §8.1: fail fast on invalid UTF-8: feed the text message's bytes from `start`
+    /// on to the validator (a no-op for a binary message).
+    fn check_text_from(&mut self, start: usize) -> Result<(), ProtocolError> {
+        if self.message == Some(DataOpcode::Text) {
+            self.utf8
+                .feed(&self.message_buf[start..])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(())
+    }
+
     /// A piece of a compressed frame's payload: unmask it, inflate it onto the message.
     #[cfg(feature = "deflate")]
     fn read_compressed(&mut self, frame: InFrame, chunk: &[u8]) -> Result<(), ProtocolError> {
@@ -649,13 +658,8 @@ impl Session {
         // while inflating.
         let max = self.config.max_message_size;
         codec.inflate_masked(chunk, mask, &mut self.message_buf, max)?;
-        if self.message == Some(DataOpcode::Text) {
-            // RFC 6455 §8.1: fail fast on invalid UTF-8, as the text inflates.
-            self.utf8
-                .feed(&self.message_buf[start..])
-                .map_err(|_| ProtocolError::InvalidUtf8)?;
-        }
-        Ok(())
+        // Text is checked as it inflates.
+        self.check_text_from(start)
     }
 
     /// Take `spare` as the message buffer if it is larger (keeping the bytes so far).
@@ -677,18 +681,12 @@ impl Session {
             Opcode::Data(_) => {
                 if frame.fin {
                     #[cfg(feature = "deflate")]
-                    if self.message_compressed() {
+                    if let Some(codec) = self.deflate.as_mut().filter(|c| c.receiving) {
+                        // RFC 7692 §7.2.2: append 00 00 ff ff, inflate the rest.
                         let start = self.message_buf.len();
-                        if let Some(codec) = self.deflate.as_mut() {
-                            // RFC 7692 §7.2.2: append 00 00 ff ff, inflate the rest.
-                            let max = self.config.max_message_size;
-                            codec.end_message(&mut self.message_buf, max)?;
-                        }
-                        if self.message == Some(DataOpcode::Text) {
-                            self.utf8
-                                .feed(&self.message_buf[start..])
-                                .map_err(|_| ProtocolError::InvalidUtf8)?;
-                        }
+                        let max = self.config.max_message_size;
+                        codec.end_message(&mut self.message_buf, max)?;
+                        self.check_text_from(start)?;
                     }
                     let bytes = core::mem::take(&mut self.message_buf);
                     let message = match self.message.take() {
@@ -821,23 +819,15 @@ impl Session {
         &mut self,
         message: Message,
     ) -> Result<(EncodedHeader, Vec<u8>), SendError> {
+        // The checks (a server, free to send, no fragmented message of ours in progress).
+        let header = self.data_frame_header(message.opcode(), true, message.len())?;
         #[cfg(feature = "deflate")]
-        if self
+        if let Some(codec) = self
             .deflate
-            .as_ref()
-            .is_some_and(|c| c.compresses(message.len()))
+            .as_mut()
+            .filter(|c| c.compresses(message.len()))
         {
-            if self.role == Role::Client {
-                return Err(SendError::MaskingRequired);
-            }
-            self.check_can_send_data()?;
-            if self.sending_fragments {
-                return Err(SendError::FragmentationOrder);
-            }
-            let compressed = match self.deflate.as_mut() {
-                Some(codec) => codec.compress(message.as_bytes()),
-                None => Vec::new(),
-            };
+            let compressed = codec.compress(message.as_bytes());
             let mut header = FrameHeader::new(
                 true,
                 Opcode::Data(message.opcode()),
@@ -847,7 +837,6 @@ impl Session {
             header.rsv = RSV1;
             return Ok((header.encode(), compressed));
         }
-        let header = self.data_frame_header(message.opcode(), true, message.len())?;
         Ok((header, message.into_bytes()))
     }
 

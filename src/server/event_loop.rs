@@ -710,15 +710,9 @@ impl<R: Reactor> Core<R> {
         }
         let supported: Vec<&str> = self.config.protocols.iter().map(String::as_str).collect();
         let protocol = accepted.select_protocol(&supported);
-        #[allow(unused_mut)] // changed only with the `deflate` feature
         let mut session = Session::new(Role::Server, self.config.session);
-        #[cfg(feature = "deflate")]
-        let response = match self.deflate_answer(&accepted, &mut session) {
-            Some(extensions) => accepted.response_with(protocol, Some(&extensions)),
-            None => accepted.response(protocol),
-        };
-        #[cfg(not(feature = "deflate"))]
-        let response = accepted.response(protocol);
+        let extensions = self.deflate_answer(&accepted, &mut session);
+        let response = accepted.response_with(protocol, extensions.as_deref());
         let conn = &mut self.conns[key];
         conn.queue.push_copy(&response);
         conn.phase = Phase::WebSocket {
@@ -748,6 +742,16 @@ impl<R: Reactor> Core<R> {
         let (negotiated, header) = crate::deflate::negotiate::answer(offers, config)?;
         session.set_deflate(negotiated, config);
         Some(header)
+    }
+
+    /// Without the `deflate` feature no extension is ever accepted.
+    #[cfg(not(feature = "deflate"))]
+    fn deflate_answer(
+        &self,
+        _accepted: &handshake::Accept,
+        _session: &mut Session,
+    ) -> Option<String> {
+        None
     }
 
     /// Make `key` the session for its sid, replacing an older connection with the same sid.

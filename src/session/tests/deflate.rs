@@ -213,8 +213,11 @@ fn threshold_sends_short_messages_uncompressed() {
     let (header, payload) = s.frame_message(Message::Text("short".into())).unwrap();
     assert_eq!(header.as_bytes(), b"\x81\x05");
     assert_eq!(payload, b"short");
-    s.send_text("long enough to compress").unwrap();
+    // At the threshold exactly, a message is compressed.
+    s.send_text("ten bytes!").unwrap();
     assert_eq!(s.take_output()[0], 0xc1);
+    let (header, _) = s.frame_message(Message::Text("ten bytes!".into())).unwrap();
+    assert_eq!(header.as_bytes()[0], 0xc1);
 }
 
 #[test]
@@ -358,7 +361,7 @@ fn the_inflated_size_is_held_to_the_limit_while_inflating() {
 }
 
 #[test]
-fn a_message_exactly_at_the_limit_is_accepted() {
+fn a_message_exactly_at_the_limit_is_accepted_and_one_byte_more_is_not() {
     let limit = 50_000;
     let mut client = with_deflate(
         Role::Client,
@@ -374,6 +377,21 @@ fn a_message_exactly_at_the_limit_is_accepted() {
     s.set_deflate(Negotiated::default(), &DeflateConfig::default());
     s.receive(&client.take_output()).unwrap();
     assert_eq!(events(&mut s), vec![binary(&vec![1u8; limit])]);
+
+    // One byte more inflates past the limit: 1009. (A fresh client: the new server session
+    // has none of the first message in its window.)
+    let mut client = with_deflate(
+        Role::Client,
+        Negotiated::default(),
+        DeflateConfig::default(),
+    );
+    client.send_binary(&vec![1u8; limit + 1]).unwrap();
+    let mut s = Session::new(Role::Server, config);
+    s.set_deflate(Negotiated::default(), &DeflateConfig::default());
+    assert_eq!(
+        s.receive(&client.take_output()),
+        Err(ProtocolError::MessageTooLarge)
+    );
 }
 
 #[test]
