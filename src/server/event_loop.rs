@@ -34,11 +34,10 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::close::CloseCode;
-use crate::frame::{FrameHeader, Opcode};
 use crate::handshake::{self, http_response, Request, RequestParser};
 use crate::session::{Event, Message, Role, Session};
 
-use super::connection::{Connection, Phase};
+use super::connection::{shared_frame, Connection, Phase};
 use super::handle::{Command, Handle};
 use super::handler::{CloseReason, Context, Handler, HttpRequest, Ops, SendStatus};
 use super::timer::{ConnRef, Timers};
@@ -1031,8 +1030,8 @@ impl<R: Reactor> Core<R> {
             }
             // A command acts on this loop only: a handle (or another loop) sent every loop
             // its own copy.
-            Command::Broadcast(message) => {
-                self.broadcast_here(&message);
+            Command::Broadcast(frame) => {
+                self.broadcast_here(&frame);
             }
             Command::Close(sid, code, reason) => {
                 if !self.close_sid(&sid, code, &reason) {
@@ -1244,16 +1243,17 @@ impl<R: Reactor> Ops for Core<R> {
     }
 
     fn broadcast(&mut self, message: &Message) -> usize {
-        // The other loops each get the command and encode the frame once for theirs.
+        // Encoded once: the other loops get the same frame.
+        let frame = shared_frame(message);
         for other in (0..self.handle.loop_count()).filter(|&i| i != self.index) {
             if let Err(e) = self
                 .handle
-                .push_to(other, Command::Broadcast(message.clone()))
+                .push_to(other, Command::Broadcast(frame.clone()))
             {
                 log::warn!("broadcast not passed to loop {other}: {e}");
             }
         }
-        self.broadcast_here(message)
+        self.broadcast_here(&frame)
     }
 
     fn close_sid(&mut self, sid: &str, code: CloseCode, reason: &str) -> bool {
@@ -1302,12 +1302,7 @@ impl<R: Reactor> Core<R> {
     }
 
     /// Broadcast to this loop's sessions.
-    fn broadcast_here(&mut self, message: &Message) -> usize {
-        let header = FrameHeader::new(true, Opcode::Data(message.opcode()), message.len() as u64);
-        let mut bytes = Vec::with_capacity(header.encode().as_bytes().len() + message.len());
-        bytes.extend_from_slice(header.encode().as_bytes());
-        bytes.extend_from_slice(message.as_bytes());
-        let frame: Arc<[u8]> = Arc::from(bytes);
+    fn broadcast_here(&mut self, frame: &Arc<[u8]>) -> usize {
         let mut queued = 0;
         let mut slow = Vec::new();
         let keys: Vec<usize> = self.sids.values().map(|c| c.key).collect();
@@ -1331,7 +1326,10 @@ impl<R: Reactor> Core<R> {
         for key in slow {
             self.close_slow(key);
         }
-        log::debug!("broadcast {} bytes to {queued} sessions", message.len());
+        log::debug!(
+            "broadcast a {}-byte frame to {queued} sessions",
+            frame.len()
+        );
         queued
     }
 

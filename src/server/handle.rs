@@ -38,7 +38,8 @@ pub const COMMAND_QUEUE_LIMIT: usize = 65_536;
 #[derive(Debug)]
 pub(crate) enum Command {
     Send(String, Message),
-    Broadcast(Message),
+    /// A broadcast's frame, encoded once by whoever broadcast and shared by every loop.
+    Broadcast(Arc<[u8]>),
     Close(String, CloseCode, String),
     Shutdown,
     /// A connection handed over by another loop of the same server: by the accepting loop,
@@ -190,16 +191,15 @@ impl Handle {
         )
     }
 
-    /// Queue a message for every session open when the loops execute the command. With
-    /// several loops each gets the command and encodes the frame once for its sessions.
+    /// Queue a message for every session open when the loops execute the command. The
+    /// frame is encoded once, here, and every loop and session shares it.
     pub fn broadcast(&self, message: impl Into<Message>) -> Result<(), HandleError> {
-        let message = message.into();
-        let last = self.shared.loops.len() - 1;
+        let frame = super::connection::shared_frame(&message.into());
         let mut result = Ok(());
-        for index in 0..last {
-            result = result.and(self.push_to(index, Command::Broadcast(message.clone())));
+        for index in 0..self.shared.loops.len() {
+            result = result.and(self.push_to(index, Command::Broadcast(frame.clone())));
         }
-        result.and(self.push_to(last, Command::Broadcast(message)))
+        result
     }
 
     /// Queue the closing of the session `sid` with `code` and `reason`.
@@ -345,5 +345,53 @@ impl Handle {
         let mut stopped = lock(&self.shared.stopped);
         *stopped += 1;
         self.shared.stopped_cond.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A handle over `loops` loops that nobody runs: the test reads their queues.
+    fn handle(loops: usize) -> (Vec<mio::Poll>, Handle) {
+        let polls: Vec<mio::Poll> = (0..loops).map(|_| mio::Poll::new().unwrap()).collect();
+        let wakers = polls
+            .iter()
+            .map(|p| mio::Waker::new(p.registry(), mio::Token(1)).unwrap())
+            .collect();
+        (polls, Handle::new(wakers))
+    }
+
+    #[test]
+    fn a_broadcast_is_encoded_once_and_shared_by_every_loop() {
+        let (_polls, handle) = handle(3);
+        handle.broadcast("order 42 is ready".to_string()).unwrap();
+        let frames: Vec<Arc<[u8]>> = (0..3)
+            .map(|index| {
+                let mut commands = Vec::new();
+                handle.take_commands(index, &mut commands);
+                match commands.as_slice() {
+                    [Command::Broadcast(frame)] => frame.clone(),
+                    other => panic!("loop {index} got {other:?}"),
+                }
+            })
+            .collect();
+        // RFC 6455 §5.2: FIN and the text opcode, no mask bit (§5.1), a 17-byte payload.
+        assert_eq!(&frames[0][..2], &[0x81, 17]);
+        assert_eq!(&frames[0][2..], b"order 42 is ready");
+        // One encoding: every loop holds the same allocation.
+        assert!(frames.iter().all(|f| Arc::ptr_eq(f, &frames[0])));
+    }
+
+    #[test]
+    fn a_broadcast_to_a_stopped_loop_fails_but_still_reaches_the_others() {
+        let (_polls, handle) = handle(2);
+        handle.mark_stopped(0);
+        assert_eq!(handle.broadcast(vec![1u8, 2, 3]), Err(HandleError::Stopped));
+        let mut commands = Vec::new();
+        handle.take_commands(1, &mut commands);
+        assert!(
+            matches!(commands.as_slice(), [Command::Broadcast(f)] if f[..] == [0x82, 3, 1, 2, 3])
+        );
     }
 }

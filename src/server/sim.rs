@@ -297,7 +297,9 @@ impl<H: Handler> Sim<H> {
 
     /// A broadcast from another thread.
     pub fn broadcast(&mut self, message: Message) {
-        self.command(Command::Broadcast(message));
+        self.command(Command::Broadcast(super::connection::shared_frame(
+            &message,
+        )));
     }
 
     /// A close from another thread.
