@@ -18,7 +18,8 @@
 //! generator both on cores 0 and 1 (`taskset -c 0,1` each), sharing the machine. It runs row
 //! 1's load against wsloop with 1 and 2 loops, tokio-tungstenite on a multi-thread runtime
 //! with 1 and 2 workers and a raw TCP echo with 1 and 2 threads, and has its own section,
-//! with a "what this shows" paragraph written from the measured figures.
+//! with a "what this shows" paragraph written from the measured figures. Row 9b runs row
+//! 7a's broadcast to 10,000 sessions against wsloop with 1 and 2 loops, pinned the same way.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -317,6 +318,17 @@ fn benches() -> Vec<Bench> {
             ],
             max_reps: usize::MAX,
         },
+        Bench {
+            id: "9b",
+            title: "broadcast fan-out: one 64 B message to 10,000 sessions, until every client \
+                    has it, server and load generator sharing cores 0 and 1"
+                .into(),
+            sub: "fanout",
+            args: strings(&["--conns", "10000", "--rounds", "10"]),
+            servers: vec!["wsloop-w1", "wsloop-w2"],
+            metrics: vec![metric("p50_ms", "ms (median of 10 rounds)", Millis, false)],
+            max_reps: 3,
+        },
     ]
 }
 
@@ -345,9 +357,10 @@ fn is_deflate(bench: &Bench) -> bool {
     bench.sub == "zecho" || bench.sub == "zmem"
 }
 
-/// Row 9 (threads per server): server and load generator share cores 0 and 1, own section.
+/// Row 9 (threads per server: 9 echo, 9b broadcast): server and load generator share cores
+/// 0 and 1, own section.
 fn is_workers(bench: &Bench) -> bool {
-    bench.id == "9"
+    bench.id.starts_with('9')
 }
 
 /// Rows reported in a section of their own rather than the main table.
@@ -1445,15 +1458,89 @@ impl Report<'_> {
 
     /// Row 9: threads per server, server and load generator sharing cores 0 and 1.
     fn workers(&self, md: &mut String) {
-        let Some(bench) = self.benches.iter().find(|b| is_workers(b)) else {
+        let echo = self.benches.iter().find(|b| b.id == "9");
+        let fanout = self.benches.iter().find(|b| b.id == "9b");
+        if echo.is_none() && fanout.is_none() {
             return;
+        }
+        let _ = writeln!(md, "## Threads per server (row 9)\n");
+        if let Some(bench) = echo {
+            self.workers_echo(bench, md);
+        }
+        if let Some(bench) = fanout {
+            self.workers_fanout(bench, md);
+        }
+        let _ = writeln!(
+            md,
+            "Reproduce with `bash benches/e2e/run.sh --only 9` (options: `--reps N`, \
+             `--secs S`, `--out PATH`). Raw figures, per-thread shares included: \
+             `target/e2e/release/e2e-results.json`.\n"
+        );
+    }
+
+    /// Row 9b: the 10,000-session broadcast of row 7a with 1 and 2 loops on shared cores.
+    fn workers_fanout(&self, bench: &Bench, md: &mut String) {
+        let id = bench.id;
+        let get = |server: &str, key: &str| self.median(id, server, key);
+        let _ = writeln!(
+            md,
+            "### Broadcast to 10,000 sessions with 1 and 2 loops (row 9b)\n\n\
+             Row 7a's load (10,000 sessions, one 64 B message broadcast to all, the time until \
+             the last client has it; median of 10 rounds per run, then the median over runs) \
+             against `servers wsloop-w1` and `wsloop-w2`, pinned like row 9: server and load \
+             generator both on cores 0 and 1. The control session's loop encodes the frame \
+             once and hands it to the other loop, so each loop sends to its own sessions. \
+             Server CPU is the server's share over the rounds, in cores (coarse: the kernel \
+             counts in 10 ms ticks).\n"
+        );
+        let _ = writeln!(
+            md,
+            "| server | loops | ms until every client has it | fastest round (ms) | \
+             server CPU (cores) | sessions per loop |"
+        );
+        let _ = writeln!(md, "|---|--:|--:|--:|--:|---|");
+        let cell = |v: Option<f64>, unit: Unit| {
+            v.map_or("–".to_string(), |v| format_value(v, unit))
         };
+        for (server, label, loops) in [
+            ("wsloop-w1", "wsloop, `workers(1)`", 1),
+            ("wsloop-w2", "wsloop, `workers(2)`", 2),
+        ] {
+            let failed = self.failures(id, server);
+            let time = if get(server, "p50_ms").is_none() && !failed.is_empty() {
+                "FAILED".to_string()
+            } else {
+                cell(get(server, "p50_ms"), Unit::Millis)
+            };
+            let _ = writeln!(
+                md,
+                "| {label} | {loops} | {time} | {} | {} | {} |",
+                cell(get(server, "min_ms"), Unit::Millis),
+                cell(get(server, "server_cpu"), Unit::Cores),
+                self.sessions_per_loop(id, server)
+                    .unwrap_or_else(|| "–".to_string()),
+            );
+        }
+        md.push('\n');
+        if let (Some(a), Some(b)) = (get("wsloop-w1", "p50_ms"), get("wsloop-w2", "p50_ms")) {
+            let _ = writeln!(
+                md,
+                "2 loops ÷ 1 loop: {:.2}× the time. The 50 ms target of row 7a is {} with 2 \
+                 loops on this machine ({} ms).\n",
+                b / a,
+                if b <= 50.0 { "met" } else { "missed" },
+                format_value(b, Unit::Millis)
+            );
+        }
+    }
+
+    /// Row 9 (echo): threads per server, server and load generator sharing cores 0 and 1.
+    fn workers_echo(&self, bench: &Bench, md: &mut String) {
         let id = bench.id;
         let get = |server: &str, key: &str| self.median(id, server, key);
         let lock = std::fs::read_to_string(self.manifest.join("Cargo.lock")).unwrap_or_default();
         let versions = locked_versions(&lock);
         let version = |name: &str| versions.get(name).cloned().unwrap_or_else(|| "?".into());
-        let _ = writeln!(md, "## Threads per server (row 9)\n");
         let _ = writeln!(
             md,
             "Row 1's load (100 connections, 64 B binary messages, 16 in flight on each, every \
@@ -1584,12 +1671,6 @@ impl Report<'_> {
 
         let _ = writeln!(md, "### What this shows\n");
         let _ = writeln!(md, "{}", self.workers_findings(id));
-        let _ = writeln!(
-            md,
-            "Reproduce with `bash benches/e2e/run.sh --only 9` (options: `--reps N`, \
-             `--secs S`, `--out PATH`). Raw figures, per-thread shares included: \
-             `target/e2e/release/e2e-results.json`.\n"
-        );
     }
 
     /// Row 9's "what this shows", written from the medians.
