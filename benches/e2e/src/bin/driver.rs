@@ -834,6 +834,19 @@ fn format_value(value: f64, unit: Unit) -> String {
 }
 
 impl Report<'_> {
+    /// "Who was the bottleneck" for one row and server: the server's and the load
+    /// generator's CPU, then what everything else took of core 0 / core 1.
+    fn bottleneck(&self, bench: &str, server: &str) -> Option<String> {
+        let get = |k| self.median(bench, server, k);
+        let (a, b) = (get("server_cpu")?, get("loadgen_cpu")?);
+        let (c0, c1) = (get("core0_busy")?, get("core1_busy")?);
+        Some(format!(
+            "{a:.2} / {b:.2} · {:.2} / {:.2}",
+            (c0 - a).max(0.0),
+            (c1 - b).max(0.0)
+        ))
+    }
+
     fn runs(&self, bench: &str, server: &str) -> &[Run] {
         self.results
             .get(&(bench.to_string(), server.to_string()))
@@ -1117,20 +1130,8 @@ impl Report<'_> {
             let cells: Vec<String> = SERVERS
                 .iter()
                 .map(|s| {
-                    let get = |k| self.median(bench.id, s, k);
-                    match (
-                        get("server_cpu"),
-                        get("loadgen_cpu"),
-                        get("core0_busy"),
-                        get("core1_busy"),
-                    ) {
-                        (Some(a), Some(b), Some(c0), Some(c1)) => format!(
-                            "{a:.2} / {b:.2} · {:.2} / {:.2}",
-                            (c0 - a).max(0.0),
-                            (c1 - b).max(0.0)
-                        ),
-                        _ => "–".to_string(),
-                    }
+                    self.bottleneck(bench.id, s)
+                        .unwrap_or_else(|| "–".to_string())
                 })
                 .collect();
             let _ = writeln!(md, "| {} | {} |", bench.id, cells.join(" | "));
@@ -1342,19 +1343,9 @@ impl Report<'_> {
                 let cells: Vec<String> = DEFLATE_SERVERS
                     .iter()
                     .map(|s| {
-                        let get = |k| self.median(bench.id, s, k);
-                        match (
-                            get("server_cpu"),
-                            get("loadgen_cpu"),
-                            get("core0_busy"),
-                            get("core1_busy"),
-                            get("c2s_frame_mean"),
-                        ) {
-                            (Some(a), Some(b), Some(c0), Some(c1), Some(f)) => format!(
-                                "{a:.2} / {b:.2} · {:.2} / {:.2}; frames of {f:.0} B",
-                                (c0 - a).max(0.0),
-                                (c1 - b).max(0.0)
-                            ),
+                        let frames = self.median(bench.id, s, "c2s_frame_mean");
+                        match (self.bottleneck(bench.id, s), frames) {
+                            (Some(cell), Some(f)) => format!("{cell}; frames of {f:.0} B"),
                             _ => "–".to_string(),
                         }
                     })
@@ -1499,9 +1490,8 @@ impl Report<'_> {
              server CPU (cores) | sessions per loop |"
         );
         let _ = writeln!(md, "|---|--:|--:|--:|--:|---|");
-        let cell = |v: Option<f64>, unit: Unit| {
-            v.map_or("–".to_string(), |v| format_value(v, unit))
-        };
+        let cell =
+            |v: Option<f64>, unit: Unit| v.map_or("–".to_string(), |v| format_value(v, unit));
         for (server, label, loops) in [
             ("wsloop-w1", "wsloop, `workers(1)`", 1),
             ("wsloop-w2", "wsloop, `workers(2)`", 2),

@@ -284,11 +284,7 @@ impl Ring {
 
     /// Bytes `pos..pos + max` of that stream (at most one ring's worth), as two slices.
     fn slices(&self, first: usize, pos: u64, max: u64) -> (&[u8], &[u8]) {
-        let len = max.min(self.total() as u64) as usize;
-        let p = self.at(first, pos);
-        let a = &self.bytes[p..(p + len).min(self.total())];
-        let b = &self.bytes[..len - a.len()];
-        (a, b)
+        wrapped(&self.bytes, self.at(first, pos), max)
     }
 }
 
@@ -341,23 +337,13 @@ impl Stream {
 
     /// Write until everything allowed is out or the socket is full.
     fn write_allowed(&mut self, ring: &Ring) -> Result<()> {
-        while self.sent < self.allowed {
-            let (a, b) = ring.slices(self.first, self.sent, self.allowed - self.sent);
-            let written = if b.is_empty() {
-                self.socket.write(a)
-            } else {
-                self.socket
-                    .write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
-            };
-            match written {
-                Ok(0) => return Err("write returned 0".into()),
-                Ok(n) => self.sent += n as u64,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("write: {e}")),
-            }
-        }
-        Ok(())
+        write_stream(
+            &mut self.socket,
+            &mut self.sent,
+            self.allowed,
+            |pos, max| ring.slices(self.first, pos, max),
+        )
+        .map(drop)
     }
 
     /// Read what the socket has and check it against `ring`; returns the bytes read.
@@ -393,6 +379,44 @@ fn poll_events(poll: &mut Poll, events: &mut Events, timeout: Duration) -> Resul
         Err(e) if e.kind() == ErrorKind::Interrupted => Ok(()),
         Err(e) => Err(format!("poll: {e}")),
     }
+}
+
+/// Write bytes `*sent..allowed` of a connection's stream (`slices(pos, max)` gives them, as
+/// a ring's two pieces) until all are out or the socket is full; returns the bytes written.
+fn write_stream<'r>(
+    socket: &mut TcpStream,
+    sent: &mut u64,
+    allowed: u64,
+    slices: impl Fn(u64, u64) -> (&'r [u8], &'r [u8]),
+) -> Result<u64> {
+    let mut total = 0;
+    while *sent < allowed {
+        let (a, b) = slices(*sent, allowed - *sent);
+        let written = if b.is_empty() {
+            socket.write(a)
+        } else {
+            socket.write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
+        };
+        match written {
+            Ok(0) => return Err("write returned 0".into()),
+            Ok(n) => {
+                *sent += n as u64;
+                total += n as u64;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("write: {e}")),
+        }
+    }
+    Ok(total)
+}
+
+/// Up to `max` bytes (at most one ring's worth) of the ring laid out in `bytes`, from index
+/// `p` on: the piece up to the end of `bytes`, then the piece from its start.
+fn wrapped(bytes: &[u8], p: usize, max: u64) -> (&[u8], &[u8]) {
+    let len = max.min(bytes.len() as u64) as usize;
+    let a = &bytes[p..(p + len).min(bytes.len())];
+    (a, &bytes[..len - a.len()])
 }
 
 /// Open `n` connections (upgraded unless `raw`), at most [`CONNECT_WINDOW`] in progress at
@@ -518,16 +542,12 @@ fn connect_with(
     Ok(open.into_iter().map(|s| s.expect("opened")).collect())
 }
 
-/// Register every stream as `Token(i)` for reading and writing again (this also re-arms the
+/// Register every socket as `Token(i)` for reading and writing again (this also re-arms the
 /// edge-triggered readiness).
-fn reregister(poll: &Poll, streams: &mut [Stream]) -> Result<()> {
-    for (i, s) in streams.iter_mut().enumerate() {
+fn reregister<'a>(poll: &Poll, sockets: impl Iterator<Item = &'a mut TcpStream>) -> Result<()> {
+    for (i, socket) in sockets.enumerate() {
         poll.registry()
-            .reregister(
-                &mut s.socket,
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )
+            .reregister(socket, Token(i), Interest::READABLE | Interest::WRITABLE)
             .map_err(|e| e.to_string())?;
     }
     Ok(())
@@ -561,7 +581,7 @@ fn echo(args: &Args) -> Result<String> {
         .enumerate()
         .map(|(i, s)| Stream::new(s, i % k))
         .collect();
-    reregister(&poll, &mut streams)?;
+    reregister(&poll, streams.iter_mut().map(|s| &mut s.socket))?;
     let mut sent_at = vec![Instant::now(); conns];
     for (i, s) in streams.iter_mut().enumerate() {
         s.allowed = inflight * send.frame_len as u64;
@@ -798,7 +818,7 @@ fn subscribers(poll: &mut Poll, addr: SocketAddr, conns: usize) -> Result<Vec<St
         }
     })?;
     let mut streams: Vec<Stream> = sockets.into_iter().map(|s| Stream::new(s, 0)).collect();
-    reregister(poll, &mut streams)?;
+    reregister(poll, streams.iter_mut().map(|s| &mut s.socket))?;
     Ok(streams)
 }
 
@@ -964,11 +984,8 @@ impl VarRing {
 
     /// Bytes `pos..pos + max` of that stream (at most one ring's worth), as two slices.
     fn slices(&self, first: usize, pos: u64, max: u64) -> (&[u8], &[u8]) {
-        let len = max.min(self.total() as u64) as usize;
         let p = ((self.starts[first] as u64 + pos) % self.total() as u64) as usize;
-        let a = &self.bytes[p..(p + len).min(self.total())];
-        let b = &self.bytes[..len - a.len()];
-        (a, b)
+        wrapped(&self.bytes, p, max)
     }
 }
 
@@ -1043,27 +1060,12 @@ struct ZConn {
 impl ZConn {
     /// Write until everything allowed is out or the socket is full; returns bytes written.
     fn write_allowed(&mut self, ring: &VarRing) -> Result<u64> {
-        let mut total = 0;
-        while self.sent < self.allowed {
-            let (a, b) = ring.slices(self.first, self.sent, self.allowed - self.sent);
-            let written = if b.is_empty() {
-                self.socket.write(a)
-            } else {
-                self.socket
-                    .write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
-            };
-            match written {
-                Ok(0) => return Err("write returned 0".into()),
-                Ok(n) => {
-                    self.sent += n as u64;
-                    total += n as u64;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("write: {e}")),
-            }
-        }
-        Ok(total)
+        write_stream(
+            &mut self.socket,
+            &mut self.sent,
+            self.allowed,
+            |pos, max| ring.slices(self.first, pos, max),
+        )
     }
 
     /// Read what the socket has, parse, inflate and check it; returns the bytes read.
@@ -1128,19 +1130,6 @@ fn zconnect(poll: &mut Poll, args: &Args, conns: usize, size: usize, path: &str)
     })
 }
 
-fn zreregister(poll: &Poll, streams: &mut [ZConn]) -> Result<()> {
-    for (i, s) in streams.iter_mut().enumerate() {
-        poll.registry()
-            .reregister(
-                &mut s.socket,
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(())
-}
-
 fn json_string(s: Option<&str>) -> String {
     s.map(|s| serde_json::Value::String(s.into()).to_string())
         .unwrap_or_else(|| "null".into())
@@ -1159,7 +1148,7 @@ fn zecho(args: &Args) -> Result<String> {
         mut streams,
         header,
     } = zconnect(&mut poll, args, conns, size, "echo")?;
-    zreregister(&poll, &mut streams)?;
+    reregister(&poll, streams.iter_mut().map(|s| &mut s.socket))?;
     let mut written = 0u64;
     for s in streams.iter_mut() {
         s.allowed = ring.end_of(s.first, inflight);
@@ -1229,7 +1218,7 @@ fn zmem(args: &Args) -> Result<String> {
         header,
     } = zconnect(&mut poll, args, conns, size, "mem")?;
     let connect_secs = started.elapsed().as_secs_f64();
-    zreregister(&poll, &mut streams)?;
+    reregister(&poll, streams.iter_mut().map(|s| &mut s.socket))?;
     println!("idle");
     let mut line = String::new();
     io::stdin()
