@@ -18,8 +18,15 @@ fn check_rsv(mut out: &[u8]) {
             Ok(Decoded::Header(h, len)) => (h, len),
             other => panic!("output is not a whole frame: {other:?}"),
         };
-        let first_data = matches!(h.opcode, Opcode::Data(DataOpcode::Text | DataOpcode::Binary));
-        assert!(h.rsv == 0 || (h.rsv == 0b100 && first_data), "rsv {:03b}", h.rsv);
+        let first_data = matches!(
+            h.opcode,
+            Opcode::Data(DataOpcode::Text | DataOpcode::Binary)
+        );
+        assert!(
+            h.rsv == 0 || (h.rsv == 0b100 && first_data),
+            "rsv {:03b}",
+            h.rsv
+        );
         let end = len + usize::try_from(h.payload_len).unwrap();
         assert!(end <= out.len(), "a frame cut off");
         out = &out[end..];
