@@ -455,6 +455,33 @@ fn shutdown_from_a_handler_does_not_deadlock() {
 }
 
 #[test]
+fn refused_connections_hold_no_slot_while_they_stay_open() {
+    let server = TestServer::start(|c| c.max_connections = 2);
+    let mut a = server.connect("a");
+    let _b = server.connect("b");
+    // Three refused clients that keep their sockets open: the server holds each until it
+    // closes (or a timeout), but they are not among the `max_connections` admitted.
+    let refused: Vec<TcpStream> = (0..3)
+        .map(|i| {
+            let mut s = TcpStream::connect(server.addr).unwrap();
+            s.write_all(upgrade_request(&format!("/ws/r{i}"), "").as_bytes())
+                .unwrap();
+            let head = String::from_utf8(read_head(&mut s)).unwrap();
+            assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+            s
+        })
+        .collect();
+    a.close(CloseCode::NormalClosure, "").unwrap();
+    server.wait_for(|s| matches!(s, Seen::Close(..)));
+    // One admitted connection is left, so the next one is admitted too.
+    let mut c = server.connect("c");
+    c.send_text("in").unwrap();
+    assert_eq!(c.recv().unwrap(), Message::Text("in".into()));
+    drop(refused);
+    server.stop();
+}
+
+#[test]
 fn connections_over_the_maximum_get_503_and_the_others_carry_on() {
     let server = TestServer::start(|c| c.max_connections = 2);
     let mut a = server.connect("a");

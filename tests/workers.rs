@@ -20,7 +20,8 @@ enum Seen {
 }
 
 /// Each loop's handler: records opens and closes with its loop; on a message `shout X` it
-/// broadcasts X, on `to:SID X` it sends X to SID and records the status.
+/// broadcasts X, on `to:SID X` it sends X to SID and records the status, on `panic` it
+/// panics.
 struct Loop {
     index: usize,
     seen: Sender<Seen>,
@@ -41,6 +42,8 @@ impl Handler for Loop {
             let (to, body) = rest.split_once(' ').unwrap_or((rest, ""));
             let status = ctx.send(to, format!("{sid} says {body}"));
             let _ = self.seen.send(Seen::Sent(to.into(), status));
+        } else if text == "panic" {
+            panic!("loop {}'s handler panics on purpose", self.index);
         }
     }
 
@@ -281,6 +284,48 @@ fn shutdown_closes_the_sessions_of_every_loop_and_stops_them_all() {
         handle.broadcast("too late"),
         Err(wsloop::server::HandleError::Stopped)
     );
+}
+
+#[test]
+fn a_handler_panicking_on_one_loop_stops_every_loop_and_shutdown_returns() {
+    let cluster = Cluster::start(2);
+    let (a, loop_a) = cluster.connect("a");
+    let (b, loop_b) = cluster.connect("b");
+    assert_ne!(loop_a, loop_b);
+    // Loop 1 runs on a thread of `run_each`'s own; its handler panics.
+    let (mut doomed, mut survivor) = if loop_a == 1 { (a, b) } else { (b, a) };
+    doomed.send(text("panic")).unwrap();
+    // The other loop shuts down in order: its session gets Close 1001.
+    match survivor.recv() {
+        Err(ClientError::Closed(frame)) => assert_eq!(frame.code, CloseCode::GoingAway),
+        other => panic!("expected Close 1001, got {other:?}"),
+    }
+    let handle = cluster.handle.clone();
+    handle.shutdown();
+    assert!(handle.is_stopped());
+    assert_eq!(handle.session_count(), 0);
+    let outcome = cluster.thread.join().unwrap();
+    assert!(outcome.is_err(), "run_each reports the panicked loop");
+    assert_eq!(
+        handle.send("b", "late"),
+        Err(wsloop::server::HandleError::Stopped)
+    );
+}
+
+#[test]
+fn a_refused_run_leaves_no_handle_waiting() {
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .workers(2)
+        .build()
+        .unwrap();
+    let handle = server.handle();
+    struct Nothing;
+    impl Handler for Nothing {}
+    assert!(server.run(Nothing).is_err());
+    // Neither loop will ever run: the handle says so instead of waiting for them.
+    handle.shutdown();
+    assert!(handle.is_stopped());
 }
 
 #[test]

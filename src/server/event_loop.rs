@@ -71,6 +71,17 @@ pub(crate) struct EventLoop {
     read_buf: Vec<u8>,
 }
 
+impl Drop for EventLoop {
+    /// However a loop ends, the server ends with it and nothing waits for it any more:
+    /// after `run` returns, when a handler's panic unwinds through `run`, and for a loop
+    /// that never ran (a refused `Server::run`, a failed thread spawn in `run_each`). The
+    /// other loops shut down, handles answer `Stopped`, and `Handle::shutdown` returns.
+    fn drop(&mut self) {
+        self.core.handle.begin_shutdown();
+        self.core.handle.mark_stopped(self.core.index);
+    }
+}
+
 /// Everything a handler's [`Context`] can reach: the loop's state and logic, over any
 /// [`Reactor`].
 pub(crate) struct Core<R: Reactor> {
@@ -160,9 +171,9 @@ impl EventLoop {
             self.core.handle.begin_shutdown();
         }
         self.core.close_all(&mut handler);
-        self.core.handle.mark_stopped(index);
         log::info!("loop {index} stopped");
         result
+        // Dropping `self` marks the loop stopped.
     }
 
     fn run_loop<H: Handler>(&mut self, handler: &mut H) -> io::Result<()> {
@@ -360,14 +371,11 @@ impl<R: Reactor> Core<R> {
     }
 
     pub(crate) fn add(&mut self, socket: R::Stream, peer: SocketAddr) {
-        let refuse = if self.handle.loop_count() > 1 {
-            self.handle.connection_count() >= self.config.max_connections
-        } else {
-            self.counted >= self.config.max_connections
-        };
-        self.handle.add_connection(self.index);
-        if self.add_connection(socket, peer, refuse).is_none() {
-            self.handle.remove_connection(self.index);
+        // The limit is the server's, over all loops. The handles count admitted connections
+        // only: one being answered 503 holds no slot.
+        let refuse = self.handle.connection_count() >= self.config.max_connections;
+        if self.add_connection(socket, peer, refuse).is_some() && !refuse {
+            self.handle.add_connection(self.index);
         }
     }
 
@@ -475,10 +483,10 @@ impl<R: Reactor> Core<R> {
         self.reactor.release(&mut conn.socket);
         if conn.counted {
             self.counted -= 1;
+            self.handle.remove_connection(self.index);
         } else {
             self.refusing -= 1;
         }
-        self.handle.remove_connection(self.index);
         let reason = match conn.close_reason.take() {
             Some(CloseReason::ByServer { close, .. }) => CloseReason::ByServer {
                 answered: matches!(&conn.phase, Phase::WebSocket { session, .. }
@@ -1209,6 +1217,7 @@ impl<R: Reactor> Core<R> {
         // The connection counts add up.
         assert_eq!(self.counted + self.refusing, self.conns.len());
         assert!(self.counted <= self.config.max_connections);
+        assert_eq!(self.handle.connection_count(), self.counted);
         // Memory per connection is bounded: the queue can exceed the mark by at most one
         // message (accepted while under it) plus the control frames and HTTP answers after.
         let bound = self.config.max_queued_bytes + self.config.session.max_message_size + 64 * 1024;

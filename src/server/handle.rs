@@ -159,11 +159,13 @@ impl Handle {
     /// Queue `command` for loop `index` and wake it.
     pub(crate) fn push_to(&self, index: usize, command: Command) -> Result<(), HandleError> {
         let target = &self.shared.loops[index];
-        if target.stopped.load(Ordering::Acquire) {
-            return Err(HandleError::Stopped);
-        }
         {
             let mut queue = lock(&target.commands);
+            // Checked under the lock `mark_stopped` clears the queue under, so nothing is
+            // queued for a loop that will never read it.
+            if target.stopped.load(Ordering::Acquire) {
+                return Err(HandleError::Stopped);
+            }
             if queue.len() >= COMMAND_QUEUE_LIMIT {
                 return Err(HandleError::QueueFull);
             }
@@ -276,7 +278,7 @@ impl Handle {
             .unwrap_or(0)
     }
 
-    /// A connection is now loop `index`'s: accepted there, or on its way there (counted
+    /// An admitted connection is now loop `index`'s: accepted there, or on its way there (counted
     /// before it arrives, so that the balance sees it at once).
     pub(crate) fn add_connection(&self, index: usize) {
         self.shared.loops[index]
@@ -336,12 +338,18 @@ impl Handle {
 
     pub(crate) fn mark_stopped(&self, index: usize) {
         let l = &self.shared.loops[index];
-        if l.stopped.swap(true, Ordering::AcqRel) {
-            return;
+        {
+            let mut queue = lock(&l.commands);
+            if l.stopped.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            queue.clear();
         }
-        lock(&l.commands).clear();
         l.sessions.store(0, Ordering::Relaxed);
         l.connections.store(0, Ordering::Relaxed);
+        // Its sids are gone with it (closed, or lost with a panicking loop): a reconnect is
+        // served by a loop that runs.
+        lock(&self.shared.directory).retain(|_, owner| *owner != index);
         let mut stopped = lock(&self.shared.stopped);
         *stopped += 1;
         self.shared.stopped_cond.notify_all();
