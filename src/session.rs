@@ -1047,8 +1047,13 @@ impl Session {
         if (self.failed && self.failing_close.is_none()) || self.eof {
             return true;
         }
-        let handshake_done = self.close_sent.is_some() && self.close_received.is_some();
-        handshake_done && self.role == Role::Server
+        self.close_handshake_done() && self.role == Role::Server
+    }
+
+    /// Whether both Close frames have passed: ours was sent and the peer's received (§7.1.1:
+    /// the closing handshake is complete).
+    pub fn close_handshake_done(&self) -> bool {
+        self.close_sent.is_some() && self.close_received.is_some()
     }
 }
 

@@ -516,10 +516,18 @@ impl<R: Reactor> Core<R> {
         self.report_counts();
     }
 
-    /// With several loops: claim `sid` for this loop. When another loop holds it, hand the
-    /// connection at `key` over to that loop with `bytes` (everything read from it so far),
-    /// and return false.
-    fn claim_or_hand_over(&mut self, key: usize, sid: &Arc<str>, bytes: Vec<u8>) -> bool {
+    /// With several loops: claim `sid` for this loop, true when this loop is to serve it.
+    /// When another loop holds it, hand the connection at `key` over to that loop with the
+    /// bytes read from it so far (`request`, then `rest`): the loop that holds the sid
+    /// replays the request, so its replacement of the old session happens in one place, in
+    /// order.
+    fn claim_or_hand_over(
+        &mut self,
+        key: usize,
+        sid: &Arc<str>,
+        request: &Request,
+        rest: &[u8],
+    ) -> bool {
         if self.handle.loop_count() == 1 {
             return true;
         }
@@ -529,12 +537,14 @@ impl<R: Reactor> Core<R> {
         };
         let hops = self.conns[key].hops;
         if hops >= MAX_HOPS {
-            log::warn!(
-                "{sid}: handed over {hops} times; serving it on loop {}",
-                self.index
-            );
-            return true;
+            // The sid keeps moving between loops (reconnects racing each other): refuse
+            // rather than serve a sid that the directory says another loop holds.
+            log::warn!("{sid}: handed over {hops} times; refusing the upgrade");
+            self.respond(key, status_response(503));
+            return false;
         }
+        let mut bytes = request.raw().to_vec();
+        bytes.extend_from_slice(rest);
         let Some(mut conn) = self.conns.try_remove(key) else {
             return false;
         };
@@ -706,14 +716,8 @@ impl<R: Reactor> Core<R> {
             return self.respond(key, status_response(503));
         }
         let sid: Arc<str> = Arc::from(sid);
-        if self.handle.loop_count() > 1 {
-            // The loop that holds the sid replays the request, so its replacement of the old
-            // session happens in one place, in order.
-            let mut bytes = request.raw().to_vec();
-            bytes.extend_from_slice(rest);
-            if !self.claim_or_hand_over(key, &sid, bytes) {
-                return;
-            }
+        if !self.claim_or_hand_over(key, &sid, &request, rest) {
+            return;
         }
         let supported: Vec<&str> = self.config.protocols.iter().map(String::as_str).collect();
         let protocol = accepted.select_protocol(&supported);
@@ -940,8 +944,8 @@ impl<R: Reactor> Core<R> {
                 // client sends nothing after its Close (§5.5.1), so nothing unread can turn
                 // our Close into a reset: close at once.
                 let handshake_done = matches!(&conn.phase, Phase::WebSocket { session, .. }
-                    if session.close_received().is_some() && session.close_sent().is_some());
-                if finished && handshake_done {
+                    if session.close_handshake_done());
+                if handshake_done {
                     return self.remove(handler, key);
                 }
                 if finished && !conn.draining {
@@ -1384,4 +1388,61 @@ impl<R: Reactor> Core<R> {
 fn status_response(status: u16) -> Vec<u8> {
     let body = format!("{status} {}\n", handshake::reason_phrase(status));
     http_response(status, &[], "text/plain; charset=utf-8", body.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+    use crate::server::Server;
+
+    /// A connection handed from loop to loop `MAX_HOPS` times (reconnects of one sid racing
+    /// each other) is refused with 503, not served by a loop that does not hold its sid.
+    #[test]
+    fn a_connection_handed_over_max_hops_times_is_refused() {
+        let server = Server::builder()
+            .bind("127.0.0.1:0")
+            .workers(2)
+            .build()
+            .unwrap();
+        let handle = server.handle();
+        // As far as the directory knows, loop 1 holds "x".
+        handle.claim(&Arc::from("x"), 1).unwrap();
+        struct Nothing;
+        impl Handler for Nothing {}
+        let (_, thread) = server.spawn_each(|_| Nothing).unwrap();
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let (socket, peer) = listener.accept().unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let request = "GET /ws/x HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
+                       Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                       Sec-WebSocket-Version: 13\r\n\r\n";
+        handle.add_connection(0);
+        let command = Command::Adopt {
+            socket: mio::net::TcpStream::from_std(socket),
+            peer,
+            bytes: request.as_bytes().to_vec(),
+            hops: MAX_HOPS,
+        };
+        handle.push_to(0, command).unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 512];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = client.read(&mut buf).unwrap();
+            assert!(n > 0, "closed without an answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+        assert_eq!(handle.owner("x"), Some(1));
+        drop(client);
+        handle.shutdown();
+        thread.join().unwrap().unwrap();
+    }
 }
