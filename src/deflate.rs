@@ -77,7 +77,8 @@ impl Default for Negotiated {
 /// these parameters and checks that the server's answer stays within them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeflateConfig {
-    /// DEFLATE level, 0 (store) to 9 (best). Default 6, zlib's default balance.
+    /// DEFLATE level, 0 (store) to 9 (best). Default 1: on JSON notifications it sent about
+    /// 2.4× the messages of level 6 for 25% more bytes (BENCHMARKS.md, row 8).
     pub level: u8,
     /// The largest window the server compresses with, 8..=15 (RFC 7692 §7.1.2.1). A server
     /// uses min(this, the client's request); a client below 15 asks for it. Default 15.
@@ -220,8 +221,8 @@ pub(crate) struct Codec {
     inflater: Option<Decompress>,
     /// The data message being read is compressed (RSV1 on its first frame).
     pub(crate) receiving: bool,
-    /// A masked piece of payload, unmasked, on its way to the inflater.
-    scratch: Vec<u8>,
+    /// The compressed message being read has brought some payload so far.
+    message_has_input: bool,
     /// The inflater met the end of a final block (BFINAL, which §7.2.3.4 allows a sender to
     /// use): the rest of this message's input is ignored and the next starts afresh.
     stream_ended: bool,
@@ -266,7 +267,7 @@ impl Codec {
             compressor: None,
             inflater: None,
             receiving: false,
-            scratch: Vec::new(),
+            message_has_input: false,
             stream_ended: false,
         }
     }
@@ -316,6 +317,11 @@ impl Codec {
             // an empty stored block's header (its LEN/NLEN are the tail the receiver adds).
             out.push(0x00);
         }
+        // The payload is queued as it is and counted by its length: give back the room a
+        // message that compressed well did not use.
+        if out.capacity() > 2 * out.len() + 64 {
+            out.shrink_to_fit();
+        }
         if self.send.reset {
             give_compressor(level, bits, compressor);
         } else {
@@ -328,6 +334,16 @@ impl Codec {
     /// output would pass `max` bytes, whatever the input announces: a small "bomb" is never
     /// expanded past the limit.
     pub(crate) fn inflate(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        max: usize,
+    ) -> Result<(), ProtocolError> {
+        self.message_has_input |= !input.is_empty();
+        self.inflate_stream(input, out, max)
+    }
+
+    fn inflate_stream(
         &mut self,
         input: &[u8],
         out: &mut Vec<u8>,
@@ -353,7 +369,8 @@ impl Codec {
             if out.capacity() == out.len() {
                 let room = max.saturating_sub(out.len()).saturating_add(1);
                 let guess = (input.len() - consumed).saturating_mul(4).max(256);
-                out.reserve(room.min(out.len().max(guess)));
+                // Exact: `reserve` could round up past the limit.
+                out.reserve_exact(room.min(out.len().max(guess)));
             }
             let before_out = out.len();
             let status = inflater
@@ -383,16 +400,18 @@ impl Codec {
         out: &mut Vec<u8>,
         max: usize,
     ) -> Result<(), ProtocolError> {
-        let Some((key, offset)) = mask else {
+        let Some((key, mut offset)) = mask else {
             return self.inflate(input, out, max);
         };
-        let mut scratch = core::mem::take(&mut self.scratch);
-        scratch.clear();
-        scratch.extend_from_slice(input);
-        crate::mask::apply_mask(&mut scratch, key, offset);
-        let result = self.inflate(&scratch, out, max);
-        self.scratch = scratch;
-        result
+        // Unmasked a piece at a time on the stack: no buffer stays with the connection.
+        let mut buf = [0u8; 4096];
+        for piece in input.chunks(buf.len()) {
+            let buf = &mut buf[..piece.len()];
+            buf.copy_from_slice(piece);
+            offset = crate::mask::apply_mask(buf, key, offset);
+            self.inflate(buf, out, max)?;
+        }
+        Ok(())
     }
 
     /// The last frame of a compressed message has been inflated: append the tail (§7.2.2)
@@ -403,7 +422,14 @@ impl Codec {
         max: usize,
     ) -> Result<(), ProtocolError> {
         self.receiving = false;
-        let result = self.inflate(&TAIL, out, max);
+        let result = if core::mem::take(&mut self.message_has_input) {
+            self.inflate_stream(&TAIL, out, max)
+        } else {
+            // §7.2.2 turns an empty payload into `00 00 ff ff` alone, which is no DEFLATE
+            // block (§7.2.3.6: a sender sends at least `0x00`); inflating it would leave the
+            // stream mid-block and corrupt the next message.
+            Err(ProtocolError::InvalidCompressedData)
+        };
         if core::mem::take(&mut self.stream_ended) {
             // After a final block (§7.2.3.4) the sender starts a new DEFLATE stream.
             if let Some(inflater) = self.inflater.as_mut() {
@@ -421,7 +447,7 @@ impl Codec {
     /// The message being inflated was abandoned (the connection failed or closed).
     pub(crate) fn abandon_message(&mut self) {
         self.receiving = false;
-        self.scratch = Vec::new();
+        self.message_has_input = false;
         self.inflater = None;
         self.stream_ended = false;
     }
@@ -430,6 +456,15 @@ impl Codec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_compressed_payload_holds_no_more_memory_than_it_needs() {
+        // Queued as it is and counted by its length: 1 MiB of zeros compresses to ~1 KiB.
+        let mut codec = codec(Role::Server, Negotiated::default());
+        let out = codec.compress(&vec![0u8; 1 << 20]);
+        assert!(out.len() < 16 << 10, "{}", out.len());
+        assert!(out.capacity() <= 2 * out.len() + 64, "{}", out.capacity());
+    }
 
     fn codec(role: Role, negotiated: Negotiated) -> Codec {
         Codec::new(role, negotiated, &DeflateConfig::default())
