@@ -267,11 +267,14 @@ impl Bridge {
 
     /// Queue a message for every session of every instance: this instance's through its
     /// [`Handle`] (so they get it even while Redis is down), the others' through Redis.
-    /// `Err` if either part could not be queued.
+    /// `Err` if either part could not be queued; each part is tried whatever the other's
+    /// outcome, so a Redis backlog never keeps this instance's sessions from the message.
     pub fn broadcast(&self, message: impl Into<Message>) -> Result<(), BridgeError> {
         let message = message.into();
-        self.broadcast_remote(message.clone())?;
-        Ok(self.shared.handle.broadcast(message)?)
+        let here = self.shared.handle.broadcast(message.clone());
+        let remote = self.broadcast_remote(message);
+        here?;
+        remote
     }
 
     /// Queue a message for every session of the *other* instances: for a handler that has

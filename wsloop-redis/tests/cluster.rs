@@ -44,6 +44,22 @@ fn a_remind_posted_to_one_instance_reaches_pages_on_every_instance() {
 }
 
 #[test]
+fn a_broadcast_reaches_this_instances_pages_even_when_redis_cannot_take_it() {
+    init_logs();
+    let redis = RedisServer::start();
+    let a = Instance::start(config(&redis.url(), "a"));
+    let mut page = a.connect("page-a");
+    // A stopped bridge takes nothing more for Redis (as a full backlog would not)...
+    a.bridge.stop();
+    assert_eq!(
+        a.bridge.broadcast("order 42"),
+        Err(wsloop_redis::BridgeError::Stopped)
+    );
+    // ...but this instance's own pages still get the message.
+    assert_eq!(text(&mut page), "order 42");
+}
+
+#[test]
 fn a_plain_publish_of_the_envelope_reaches_the_pages() {
     init_logs();
     let redis = RedisServer::start();
