@@ -123,6 +123,45 @@ fn default_instance_id() -> String {
     format!("{host}-{}-{:08x}", std::process::id(), random as u32)
 }
 
+/// The waits between reconnection tries of one connection, as [`Config::reconnect_min`] and
+/// [`Config::reconnect_max`] describe them.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(config: &Config) -> Backoff {
+        Backoff {
+            min: config.reconnect_min,
+            max: config.reconnect_max,
+            next: config.reconnect_min,
+        }
+    }
+
+    /// The wait before the next try after a failed one; the wait after that doubles, up
+    /// to the maximum.
+    pub(crate) fn next(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (wait * 2).min(self.max);
+        wait
+    }
+
+    /// The wait after losing a connection that had been up for `lasted`: none after one
+    /// that lasted (Redis may only have closed that one), and the waits start over; after a
+    /// short one (Redis accepting and dropping us) the backing off goes on.
+    pub(crate) fn lost_after(&mut self, lasted: Duration) -> Duration {
+        if lasted >= self.max {
+            self.next = self.min;
+            Duration::ZERO
+        } else {
+            self.next()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +183,24 @@ mod tests {
         let mut bad = a.clone();
         bad.instance_id = "two words".into();
         assert!(bad.check().is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum_and_starts_over_after_a_lasting_connection() {
+        let config = Config {
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_millis(500),
+            ..Config::new("redis://127.0.0.1")
+        };
+        let mut b = Backoff::new(&config);
+        let ms = |d: Duration| d.as_millis();
+        assert_eq!(
+            [b.next(), b.next(), b.next(), b.next()].map(ms),
+            [100, 200, 400, 500]
+        );
+        // A short connection does not reset the waits; one that lasted the maximum does.
+        assert_eq!(ms(b.lost_after(Duration::from_millis(499))), 500);
+        assert_eq!(b.lost_after(Duration::from_millis(500)), Duration::ZERO);
+        assert_eq!(ms(b.next()), 100);
     }
 }

@@ -18,51 +18,50 @@ use std::time::{Duration, Instant};
 use redis::{Msg, RedisResult};
 
 use crate::bridge::{Shared, POLL};
+use crate::config::Backoff;
 use crate::envelope::Envelope;
 
 pub(crate) fn run(shared: Arc<Shared>) {
-    let config = &shared.config;
-    let mut backoff = config.reconnect_min;
+    let mut backoff = Backoff::new(&shared.config);
+    // When the current outage began, after a subscription (`None` before the first).
     let mut down_since: Option<Instant> = None;
-    let mut ever_up = false;
     let mut up_since: Option<Instant> = None;
     while !shared.stopping() {
         let result = listen(&shared, || {
             up_since = Some(Instant::now());
             match down_since.take() {
-                Some(since) if ever_up => log::info!(
+                Some(since) => log::info!(
                     "subscription to Redis restored after {:.1?}: messages published in that \
                      window did not reach this instance",
                     since.elapsed()
                 ),
-                _ => log::debug!("subscribed to Redis"),
+                None => log::debug!("subscribed to Redis"),
             }
-            ever_up = true;
         });
         shared.subscribed.store(false, Ordering::SeqCst);
         let Err(e) = result else {
             break; // stopping
         };
-        if let Some(since) = up_since.take() {
-            down_since = Some(Instant::now());
-            log::warn!(
-                "subscription to Redis at {} lost ({e}): messages published until it is back \
-                 are lost for this instance; reconnecting",
-                shared.redis_addr
-            );
-            // After a subscription that lasted, try again at once; after a short one (Redis
-            // accepting and dropping us), keep backing off.
-            if since.elapsed() >= config.reconnect_max {
-                backoff = config.reconnect_min;
-                continue;
+        let wait = match up_since.take() {
+            Some(since) => {
+                down_since = Some(Instant::now());
+                log::warn!(
+                    "subscription to Redis at {} lost ({e}): messages published until it is \
+                     back are lost for this instance; reconnecting",
+                    shared.redis_addr
+                );
+                backoff.lost_after(since.elapsed())
             }
+            None => backoff.next(),
+        };
+        if wait.is_zero() {
+            continue;
         }
         log::warn!(
-            "cannot subscribe at Redis {} ({e}); next try in {backoff:?}",
+            "cannot subscribe at Redis {} ({e}); next try in {wait:?}",
             shared.redis_addr
         );
-        sleep_unless_stopping(&shared, backoff);
-        backoff = (backoff * 2).min(config.reconnect_max);
+        sleep_unless_stopping(&shared, wait);
     }
     log::debug!("subscriber stopped");
 }

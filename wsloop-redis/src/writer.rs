@@ -15,13 +15,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use redis::{Connection, RedisError, RedisResult};
 use wsloop::CloseCode;
 
 use crate::bridge::{Job, Outgoing, Shared, POLL};
-use crate::config::Config;
+use crate::config::{Backoff, Config};
 use crate::directory;
 use crate::envelope::Envelope;
 
@@ -50,14 +50,13 @@ struct Writer {
     outbox: VecDeque<Outgoing>,
     /// Outgoing messages dropped during the current outage.
     dropped: u64,
-    /// When the current outage began (`None` while connected).
+    /// When the current outage began, a connection having been settled before it (`None`
+    /// while connected, and before the first connection).
     down_since: Option<Instant>,
-    /// Whether a connection has ever been settled (the first is not a reconnection).
-    ever_up: bool,
     /// When the current connection was settled (`None` while disconnected).
     up_since: Option<Instant>,
     retry_at: Instant,
-    backoff: Duration,
+    backoff: Backoff,
     refresh_at: Instant,
 }
 
@@ -69,11 +68,10 @@ pub(crate) fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
         unreleased: HashMap::new(),
         outbox: VecDeque::new(),
         dropped: 0,
-        down_since: Some(now),
-        ever_up: false,
+        down_since: None,
         up_since: None,
         retry_at: now,
-        backoff: shared.config.reconnect_min,
+        backoff: Backoff::new(&shared.config),
         refresh_at: now + shared.config.refresh_interval,
         shared,
     };
@@ -183,18 +181,10 @@ impl Writer {
         self.shared.writer_up.store(false, Ordering::SeqCst);
         let now = Instant::now();
         if let Some(since) = self.up_since.take() {
-            // The first failure of an outage. After a connection that lasted, try again at
-            // once (Redis may only have closed this one connection); after a short one (Redis
-            // accepting and dropping us), keep backing off.
+            // The first failure of an outage.
             self.down_since = Some(now);
             self.dropped = 0;
-            if since.elapsed() >= self.config().reconnect_max {
-                self.backoff = self.config().reconnect_min;
-                self.retry_at = now;
-            } else {
-                self.retry_at = now + self.backoff;
-                self.backoff = (self.backoff * 2).min(self.config().reconnect_max);
-            }
+            self.retry_at = now + self.backoff.lost_after(since.elapsed());
             log::warn!(
                 "lost the connection to Redis at {} ({e}); until it is back, messages for \
                  other instances wait in the outbox (at most {}) and the directory is settled \
@@ -204,13 +194,12 @@ impl Writer {
             );
         } else {
             // Failed again while settling after a reconnection: back off.
-            self.retry_at = now + self.backoff;
+            let wait = self.backoff.next();
+            self.retry_at = now + wait;
             log::warn!(
-                "lost the connection to Redis at {} again ({e}); next try in {:?}",
+                "lost the connection to Redis at {} again ({e}); next try in {wait:?}",
                 self.shared.redis_addr,
-                self.backoff,
             );
-            self.backoff = (self.backoff * 2).min(self.config().reconnect_max);
         }
     }
 
@@ -236,8 +225,8 @@ impl Writer {
                         "connected to Redis at {}{}; sessions in the directory: {}{}",
                         self.shared.redis_addr,
                         match outage {
-                            Some(d) if self.ever_up => format!(" after {d:.1?} without it"),
-                            _ => String::new(),
+                            Some(d) => format!(" after {d:.1?} without it"),
+                            None => String::new(),
                         },
                         self.entries.len(),
                         match self.dropped {
@@ -246,18 +235,16 @@ impl Writer {
                         },
                     );
                     self.dropped = 0;
-                    self.ever_up = true;
                     self.up_since = Some(Instant::now());
                 }
             }
             Err(e) => {
-                self.retry_at = Instant::now() + self.backoff;
+                let wait = self.backoff.next();
+                self.retry_at = Instant::now() + wait;
                 log::warn!(
-                    "cannot reach Redis at {} ({e}); next try in {:?}",
+                    "cannot reach Redis at {} ({e}); next try in {wait:?}",
                     self.shared.redis_addr,
-                    self.backoff,
                 );
-                self.backoff = (self.backoff * 2).min(self.config().reconnect_max);
             }
         }
     }
