@@ -40,7 +40,9 @@ pub struct Config {
     /// How many outgoing messages (broadcasts and sends for other instances) wait while this
     /// instance's Redis connection is down; beyond it the oldest are dropped and counted in
     /// the log. Default 1024: a few seconds of a busy back office, small enough that a
-    /// long outage does not replay minutes of stale alerts.
+    /// long outage does not replay minutes of stale alerts. While the writer is inside one
+    /// connection attempt (up to `io_timeout`) new messages queue ahead of the outbox, up to
+    /// [`crate::PENDING_LIMIT`]: the bound on memory during a slow outage.
     pub outbox_limit: usize,
 }
 
