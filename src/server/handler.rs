@@ -124,8 +124,10 @@ impl fmt::Display for CloseReason {
     }
 }
 
-/// The outcome of sending to one sid from the loop.
+/// The outcome of sending to one sid from the loop. New outcomes may be added (as
+/// `Forwarded` was with several loops): match with a `_` arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendStatus {
     /// Queued for the client.
     Queued,
