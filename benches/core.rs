@@ -12,7 +12,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use wsloop::frame::{DataOpcode, FrameHeader, Opcode};
 use wsloop::handshake::{accept, Limits, RequestParser};
 use wsloop::mask::{apply_mask, apply_mask_naive};
-use wsloop::session::{Config, Event, Role, Session};
+use wsloop::session::{Event, Role, Session, SessionLimits};
 use wsloop::utf8::Utf8Validator;
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -92,7 +92,7 @@ fn client_stream(count: usize, size: usize) -> Vec<u8> {
 /// Feed a fresh server the stream in 64 KiB reads, taking the events after each read as an
 /// event loop does; returns the number of messages.
 fn receive_all(stream: &[u8]) -> usize {
-    let mut session = Session::new(Role::Server, Config::default());
+    let mut session = Session::new(Role::Server, SessionLimits::default());
     let mut messages = 0;
     for read in stream.chunks(64 << 10) {
         session.receive(read).unwrap();

@@ -41,7 +41,7 @@ use crate::deflate::{DeflateConfig, Negotiated};
 use crate::error::ProtocolError;
 use crate::handshake::{ClientHandshake, ClientHandshakeError, Url};
 use crate::mask::KeyGenerator;
-use crate::session::{Config, Event, Message, Role, SendError, Session};
+use crate::session::{Event, Message, Role, SendError, Session, SessionLimits};
 
 /// The size of the client's one read buffer.
 const READ_BUFFER_SIZE: usize = 64 * 1024;
@@ -53,7 +53,7 @@ pub struct ClientConfig {
     /// Default: none.
     pub protocols: Vec<String>,
     /// The limits on what the server may send (message and frame sizes).
-    pub session: Config,
+    pub session: SessionLimits,
     /// How long [`Client::connect`] may take for the TCP connection and the opening handshake
     /// together; `None` waits forever. Name resolution is not covered: the standard library
     /// cannot bound it. Default 10 s.
@@ -78,7 +78,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             protocols: Vec::new(),
-            session: Config::default(),
+            session: SessionLimits::default(),
             connect_timeout: Some(Duration::from_secs(10)),
             read_timeout: None,
             write_timeout: None,
@@ -117,7 +117,7 @@ impl ClientBuilder {
     }
 
     /// The limits on what the server may send.
-    pub fn session_config(mut self, config: Config) -> Self {
+    pub fn session_config(mut self, config: SessionLimits) -> Self {
         self.config.session = config;
         self
     }
@@ -886,7 +886,7 @@ mod tests {
             let mut response = accepted.response(protocol.as_deref());
             response.extend_from_slice(first);
             stream.write_all(&response).unwrap();
-            let mut session = Session::new(Role::Server, Config::default());
+            let mut session = Session::new(Role::Server, SessionLimits::default());
             session.receive(&rest).unwrap();
             Peer {
                 stream,
@@ -1258,7 +1258,7 @@ mod tests {
 
     #[test]
     fn frames_in_the_same_packet_as_the_101_response_are_delivered() {
-        let mut first = Session::new(Role::Server, Config::default());
+        let mut first = Session::new(Role::Server, SessionLimits::default());
         first.ping(b"early").unwrap();
         first.send_text("welcome").unwrap();
         let first = first.take_output();

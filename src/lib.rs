@@ -51,10 +51,12 @@ pub mod server;
 pub use close::{CloseCode, CloseFrame};
 pub use error::ProtocolError;
 pub use handshake::HandshakeError;
-pub use session::{Config, Event, Message, Role, Session};
+pub use session::{Event, Message, Role, Session, SessionLimits};
 
 #[cfg(feature = "client")]
 pub use client::Client;
+#[cfg(feature = "server")]
+pub use server::Server;
 
 /// The README's Rust examples, compiled as doctests so that they stay true.
 #[cfg(all(doctest, feature = "server"))]

@@ -18,8 +18,8 @@
 //! the socket after flushing the output. Heartbeats are a Ping sent by the caller.
 //!
 //! ```
-//! use wsloop::session::{Config, Event, Message, Role, Session};
-//! let mut server = Session::new(Role::Server, Config::default());
+//! use wsloop::session::{SessionLimits, Event, Message, Role, Session};
+//! let mut server = Session::new(Role::Server, SessionLimits::default());
 //! // RFC 6455 §5.7: a single-frame masked text message containing "Hello".
 //! server.receive(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]).unwrap();
 //! assert_eq!(server.next_event(), Some(Event::Message(Message::Text("Hello".into()))));
@@ -54,7 +54,7 @@ pub enum Role {
 
 /// Limits on what a peer may send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Config {
+pub struct SessionLimits {
     /// The largest frame payload accepted; a larger one is answered with 1009 as soon as its
     /// header arrives, before any of its payload is buffered. Default: the same as
     /// `max_message_size`, i.e. no separate frame limit.
@@ -67,9 +67,9 @@ pub struct Config {
     pub max_message_size: usize,
 }
 
-impl Default for Config {
+impl Default for SessionLimits {
     fn default() -> Self {
-        Config {
+        SessionLimits {
             max_frame_size: 64 << 20,
             max_message_size: 64 << 20,
         }
@@ -227,7 +227,7 @@ struct InFrame {
 /// One WebSocket connection's protocol state.
 pub struct Session {
     role: Role,
-    config: Config,
+    config: SessionLimits,
     mask_keys: Option<MaskKeySource>,
 
     // Reading.
@@ -276,7 +276,7 @@ impl fmt::Debug for Session {
 impl Session {
     /// A session for `role`. A client session made this way masks with keys from the
     /// operating system (std builds); in `no_std` builds use [`Session::client_with_keys`].
-    pub fn new(role: Role, config: Config) -> Session {
+    pub fn new(role: Role, config: SessionLimits) -> Session {
         let mask_keys: Option<MaskKeySource> = match role {
             Role::Server => None,
             #[cfg(feature = "std")]
@@ -314,7 +314,7 @@ impl Session {
 
     /// A client session whose masking keys come from `keys`, which must be unpredictable
     /// (§10.3). Without `std` this is the way to build a client.
-    pub fn client_with_keys(config: Config, keys: MaskKeySource) -> Session {
+    pub fn client_with_keys(config: SessionLimits, keys: MaskKeySource) -> Session {
         let mut session = Session::new(Role::Client, config);
         session.mask_keys = Some(keys);
         session
@@ -326,7 +326,7 @@ impl Session {
     }
 
     /// The limits in force.
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &SessionLimits {
         &self.config
     }
 

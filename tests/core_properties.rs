@@ -10,7 +10,7 @@ use wsloop::close::{CloseCode, CloseFrame};
 use wsloop::error::ProtocolError;
 use wsloop::frame::{ControlOpcode, DataOpcode, Decoded, FrameHeader, Opcode, MAX_HEADER_LEN};
 use wsloop::mask::{apply_mask, apply_mask_naive};
-use wsloop::session::{Config, Event, Message, Role, Session};
+use wsloop::session::{Event, Message, Role, Session, SessionLimits};
 use wsloop::utf8::Utf8Validator;
 
 fn config() -> ProptestConfig {
@@ -522,7 +522,7 @@ enum Drain {
 /// The session writes a Pong or an answering Close when the test takes the Ping or Close
 /// event, so the output depends on when events are taken: traces are compared under the
 /// same `Drain`.
-fn run(bytes: &[u8], config: Config, sizes: &[usize], drain: Drain) -> Trace {
+fn run(bytes: &[u8], config: SessionLimits, sizes: &[usize], drain: Drain) -> Trace {
     let mut session = Session::new(Role::Server, config);
     let mut trace = Trace {
         events: Vec::new(),
@@ -565,7 +565,7 @@ fn run(bytes: &[u8], config: Config, sizes: &[usize], drain: Drain) -> Trace {
 /// Close is the last frame we send). The events and the error stay the same.
 fn same_events_when_drained_each_piece(
     bytes: &[u8],
-    config: Config,
+    config: SessionLimits,
     sizes: &[usize],
     whole: &Trace,
 ) -> Result<(), TestCaseError> {
@@ -588,8 +588,8 @@ fn chunk_sizes() -> impl Strategy<Value = Vec<usize>> {
     ]
 }
 
-fn small_config() -> impl Strategy<Value = Config> {
-    (0usize..4096, 0usize..4096).prop_map(|(frame, message)| Config {
+fn small_config() -> impl Strategy<Value = SessionLimits> {
+    (0usize..4096, 0usize..4096).prop_map(|(frame, message)| SessionLimits {
         max_frame_size: frame,
         max_message_size: message,
     })
@@ -609,15 +609,15 @@ proptest! {
         let bytes = encode(&frames, &keys);
         let (events, output) = expected(&frames);
 
-        let whole = run(&bytes, Config::default(), &[], Drain::AtEnd);
+        let whole = run(&bytes, SessionLimits::default(), &[], Drain::AtEnd);
         prop_assert_eq!(&whole.errors, &Vec::<ProtocolError>::new());
         prop_assert_eq!(&whole.events, &events);
         prop_assert_eq!(&whole.output, &output);
 
         // Nothing fails here, so even the replies do not depend on when events are taken.
         for drain in [Drain::AtEnd, Drain::EachPiece] {
-            prop_assert_eq!(&run(&bytes, Config::default(), &sizes, drain), &whole);
-            prop_assert_eq!(&run(&bytes, Config::default(), &[1], drain), &whole);
+            prop_assert_eq!(&run(&bytes, SessionLimits::default(), &sizes, drain), &whole);
+            prop_assert_eq!(&run(&bytes, SessionLimits::default(), &[1], drain), &whole);
         }
     }
 
@@ -643,7 +643,7 @@ proptest! {
         keys in prop::collection::vec(any::<[u8; 4]>(), 1..4),
         damage in prop::collection::vec((any::<Index>(), any::<u8>()), 1..4),
         cut in prop::option::of(any::<Index>()),
-        config in prop_oneof![Just(Config::default()), small_config()],
+        config in prop_oneof![Just(SessionLimits::default()), small_config()],
         sizes in chunk_sizes(),
     ) {
         let mut bytes = encode(&frames(&items, &close), &keys);
@@ -852,8 +852,8 @@ proptest! {
         why in reason(),
         sizes in chunk_sizes(),
     ) {
-        let mut server = Session::new(Role::Server, Config::default());
-        let mut client = Session::client_with_keys(Config::default(), key_source(keys));
+        let mut server = Session::new(Role::Server, SessionLimits::default());
+        let mut client = Session::client_with_keys(SessionLimits::default(), key_source(keys));
         converse(&mut server, &mut client, &items, (code, &why), &sizes)?;
     }
 
@@ -865,8 +865,8 @@ proptest! {
         why in reason(),
         sizes in chunk_sizes(),
     ) {
-        let mut server = Session::new(Role::Server, Config::default());
-        let mut client = Session::client_with_keys(Config::default(), key_source(keys));
+        let mut server = Session::new(Role::Server, SessionLimits::default());
+        let mut client = Session::client_with_keys(SessionLimits::default(), key_source(keys));
         converse(&mut client, &mut server, &items, (code, &why), &sizes)?;
     }
 }

@@ -26,7 +26,7 @@ use wsloop::client::Client;
 use wsloop::frame::{DataOpcode, FrameHeader, Opcode};
 use wsloop::handshake::{accept, Limits, RequestParser};
 use wsloop::server::{Context, Handler, Server};
-use wsloop::session::{Config, Event, Role, Session};
+use wsloop::session::{Event, Role, Session, SessionLimits};
 use wsloop::{CloseCode, Message};
 
 /// The annotation with every run of spaces squeezed to one, so that assertions name the
@@ -221,7 +221,7 @@ fn rfc_5_7_256_byte_and_64_kib_binary_frames() {
 #[test]
 fn the_examples_are_the_bytes_wsloop_itself_sends() {
     // A server session: unmasked frames.
-    let mut server = Session::new(Role::Server, Config::default());
+    let mut server = Session::new(Role::Server, SessionLimits::default());
     let mut sent = |f: &dyn Fn(&mut Session)| {
         f(&mut server);
         server.take_output()
@@ -246,8 +246,10 @@ fn the_examples_are_the_bytes_wsloop_itself_sends() {
     );
 
     // A client session masking with the RFC's key.
-    let mut client =
-        Session::client_with_keys(Config::default(), Box::new(|| [0x37, 0xfa, 0x21, 0x3d]));
+    let mut client = Session::client_with_keys(
+        SessionLimits::default(),
+        Box::new(|| [0x37, 0xfa, 0x21, 0x3d]),
+    );
     client.send_text("Hello").unwrap();
     assert_eq!(client.take_output(), example("masked-hello").bytes);
     client.pong(b"Hello").unwrap();
@@ -256,7 +258,7 @@ fn the_examples_are_the_bytes_wsloop_itself_sends() {
     assert_eq!(client.take_output(), example("close-normal").bytes);
 
     // The server's answer to that Close.
-    let mut server = Session::new(Role::Server, Config::default());
+    let mut server = Session::new(Role::Server, SessionLimits::default());
     server.receive(&example("close-normal").bytes).unwrap();
     assert!(matches!(server.next_event(), Some(Event::Close(_))));
     assert_eq!(server.take_output(), example("close-echo").bytes);
@@ -281,7 +283,7 @@ fn session_verdict(bytes: &[u8], from: Sender) -> Result<(), wsloop::ProtocolErr
         Sender::Client => Role::Server,
         Sender::Server => Role::Client,
     };
-    let mut session = Session::new(role, Config::default());
+    let mut session = Session::new(role, SessionLimits::default());
     let result = session.receive(bytes);
     while let Some(event) = session.next_event() {
         if let Event::Close(_) = event {

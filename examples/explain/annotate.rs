@@ -27,7 +27,7 @@ use wsloop::handshake::{
     Limits, RequestParser, Url, GUID,
 };
 use wsloop::mask::apply_mask;
-use wsloop::session::Config;
+use wsloop::session::SessionLimits;
 use wsloop::utf8::Utf8Validator;
 
 /// Which end sent the bytes. It decides the masking rule (§5.1) and who answers.
@@ -431,7 +431,7 @@ pub struct Annotator {
     frames: usize,
     message: Option<Message>,
     utf8: Utf8Validator,
-    config: Config,
+    config: SessionLimits,
     /// The client's key and offered subprotocols, for checking the server's response.
     key: Option<(String, Vec<String>)>,
     /// Bytes counted but not shown (a body, bytes after a Close or a failure).
@@ -448,7 +448,7 @@ impl Annotator {
             frames: 0,
             message: None,
             utf8: Utf8Validator::new(),
-            config: Config::default(),
+            config: SessionLimits::default(),
             key: None,
             skipped: 0,
         }
@@ -1462,12 +1462,12 @@ pub fn frame_rule(e: ProtocolError) -> (&'static str, &'static str) {
         ),
         ProtocolError::FrameTooLarge => (
             "§10.4",
-            "an endpoint may limit frame sizes; wsloop's session::Config::max_frame_size \
+            "an endpoint may limit frame sizes; wsloop's session::SessionLimits::max_frame_size \
              (64 MiB by default) is checked from the header alone",
         ),
         ProtocolError::MessageTooLarge => (
             "§10.4",
-            "an endpoint may limit message sizes; wsloop's session::Config::max_message_size \
+            "an endpoint may limit message sizes; wsloop's session::SessionLimits::max_message_size \
              (64 MiB by default) is checked from each header",
         ),
     }

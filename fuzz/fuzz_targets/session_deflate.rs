@@ -9,7 +9,7 @@
 use libfuzzer_sys::fuzz_target;
 use wsloop::deflate::{DeflateConfig, Negotiated};
 use wsloop::frame::{DataOpcode, Decoded, FrameHeader, Opcode};
-use wsloop::session::{Config, Event, Message, Role, Session};
+use wsloop::session::{Event, Message, Role, Session, SessionLimits};
 
 /// RSV1 appears only on the first frame of a data message; nothing else is reserved.
 fn check_rsv(mut out: &[u8]) {
@@ -48,7 +48,7 @@ fuzz_target!(|input: &[u8]| {
         ..DeflateConfig::default()
     };
     let drain_each_piece = ctrl[3] & 0x08 != 0;
-    let config = Config {
+    let config = SessionLimits {
         max_frame_size: max_message_size,
         max_message_size,
     };
@@ -88,7 +88,7 @@ fuzz_target!(|input: &[u8]| {
 
     // A client with the same parameters reads back exactly what was echoed, then the Close
     // that failed the connection, if one did.
-    let unlimited = Config {
+    let unlimited = SessionLimits {
         max_frame_size: usize::MAX,
         max_message_size: usize::MAX,
     };

@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use wsloop::close::{CloseCode, CloseFrame};
 use wsloop::frame::{ControlOpcode, DataOpcode, Decoded, FrameHeader, Opcode};
-use wsloop::session::{Config, Event, Message, Role, Session};
+use wsloop::session::{Event, Message, Role, Session, SessionLimits};
 
 /// Parse what the server wrote: whole, unmasked frames with RSV 0 (§5.1, §5.2), control
 /// frames short and unfragmented (§5.5), a valid Close last of all (§5.5.1). Returns the close
@@ -57,7 +57,7 @@ fuzz_target!(|input: &[u8]| {
     let drain_each_piece = ctrl[3] & 1 != 0;
     let echo = ctrl[3] & 2 != 0;
     let eof_at_end = ctrl[3] & 4 != 0;
-    let config = Config {
+    let config = SessionLimits {
         max_frame_size,
         max_message_size,
     };

@@ -59,7 +59,7 @@ pub struct ServerConfig {
     /// Bounds on the handshake request head (431 beyond). Default 8 KiB and 64 headers.
     pub handshake_limits: Limits,
     /// Limits on incoming frames and messages (1009 beyond). Default 64 MiB for both.
-    pub session: crate::session::Config,
+    pub session: crate::session::SessionLimits,
     /// High-water mark of bytes queued for one client. A message is accepted while the
     /// queue is below it (so one message larger than the mark still goes out on an idle
     /// connection); a send to a connection already over it closes that connection with 1008.
@@ -120,7 +120,7 @@ impl Default for ServerConfig {
             protocols: Vec::new(),
             max_connections: 10_000,
             handshake_limits: Limits::default(),
-            session: crate::session::Config::default(),
+            session: crate::session::SessionLimits::default(),
             max_queued_bytes: 4 << 20,
             max_http_body: 64 << 10,
             handshake_timeout: Duration::from_secs(10),

@@ -40,7 +40,7 @@ fn raw_frame(bits: u8, fin: bool, rsv: u8, mask: Option<[u8; 4]>, payload: &[u8]
 }
 
 fn server() -> Session {
-    Session::new(Role::Server, Config::default())
+    Session::new(Role::Server, SessionLimits::default())
 }
 
 fn events(s: &mut Session) -> Vec<Event> {
@@ -92,7 +92,7 @@ fn rfc_5_7_masked_hello() {
 
 #[test]
 fn rfc_5_7_unmasked_hello_reaches_a_client() {
-    let mut c = Session::client_with_keys(Config::default(), Box::new(|| KEY));
+    let mut c = Session::client_with_keys(SessionLimits::default(), Box::new(|| KEY));
     c.receive(&[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f])
         .unwrap();
     assert_eq!(events(&mut c), [text("Hello")]);
@@ -181,7 +181,7 @@ fn server_requires_masked_frames() {
 
 #[test]
 fn client_rejects_masked_frames() {
-    let mut c = Session::client_with_keys(Config::default(), Box::new(|| [1, 2, 3, 4]));
+    let mut c = Session::client_with_keys(SessionLimits::default(), Box::new(|| [1, 2, 3, 4]));
     assert_eq!(
         c.receive(&client_frame(0x1, true, b"hi")),
         Err(ProtocolError::MaskedFrameFromServer)
@@ -323,7 +323,7 @@ fn a_text_message_ending_inside_a_code_point_is_1007() {
 
 #[test]
 fn frame_over_the_limit_is_1009_before_its_payload_arrives() {
-    let config = Config {
+    let config = SessionLimits {
         max_frame_size: 100,
         max_message_size: 1000,
     };
@@ -340,7 +340,7 @@ fn frame_over_the_limit_is_1009_before_its_payload_arrives() {
 
 #[test]
 fn message_over_the_limit_is_1009_from_the_header_of_the_fragment_that_overflows() {
-    let config = Config {
+    let config = SessionLimits {
         max_frame_size: 100,
         max_message_size: 150,
     };
@@ -493,7 +493,7 @@ fn our_close_then_theirs_completes_the_handshake() {
 
 #[test]
 fn a_client_waits_for_the_server_to_close_tcp() {
-    let mut c = Session::client_with_keys(Config::default(), Box::new(|| KEY));
+    let mut c = Session::client_with_keys(SessionLimits::default(), Box::new(|| KEY));
     c.close(CloseCode::NormalClosure, "").unwrap();
     c.receive(&close_frame_bytes(1000, "")).unwrap();
     assert!(!c.should_close_tcp(), "§7.1.1: the server closes first");
@@ -543,7 +543,7 @@ fn client_masks_every_frame_with_a_fresh_key() {
     let keys = [[1u8, 2, 3, 4], [5, 6, 7, 8]];
     let mut n = 0;
     let mut c = Session::client_with_keys(
-        Config::default(),
+        SessionLimits::default(),
         Box::new(move || {
             n += 1;
             keys[(n - 1) % 2]
@@ -573,7 +573,7 @@ fn send_fragmented_splits_and_the_peer_reassembles() {
     assert_eq!(out[5], 0x00);
     assert_eq!(out[10], 0x00);
     assert_eq!(out[15], 0x80);
-    let mut c = Session::client_with_keys(Config::default(), Box::new(|| KEY));
+    let mut c = Session::client_with_keys(SessionLimits::default(), Box::new(|| KEY));
     c.receive(&out).unwrap();
     assert_eq!(events(&mut c), [text("κόσμε")]);
 }
@@ -596,7 +596,7 @@ fn zero_copy_headers_follow_fragmentation_order() {
         s.data_frame_header(DataOpcode::Continuation, true, 2),
         Err(SendError::FragmentationOrder)
     );
-    let mut c = Session::client_with_keys(Config::default(), Box::new(|| KEY));
+    let mut c = Session::client_with_keys(SessionLimits::default(), Box::new(|| KEY));
     assert_eq!(
         c.data_frame_header(DataOpcode::Binary, true, 1),
         Err(SendError::MaskingRequired)

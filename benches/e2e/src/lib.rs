@@ -295,9 +295,9 @@ mod tests {
 
     #[test]
     fn wsloop_decodes_our_frames() {
-        use wsloop::session::{Config, Event, Message, Role, Session};
+        use wsloop::session::{Event, Message, Role, Session, SessionLimits};
         let data = payload(7, 300);
-        let mut session = Session::new(Role::Server, Config::default());
+        let mut session = Session::new(Role::Server, SessionLimits::default());
         session
             .receive(&client_frame(BINARY_FIN, &data, mask_key(3)))
             .unwrap();

@@ -701,14 +701,14 @@ mod tests {
     #[test]
     fn interoperates_with_wsloop() {
         use wsloop::deflate::{negotiate, DeflateConfig};
-        use wsloop::session::{Config, Event, Message, Role, Session};
+        use wsloop::session::{Event, Message, Role, Session, SessionLimits};
         let payloads: Vec<Vec<u8>> = (0..4).map(|j| json_text(j + 1, 2000)).collect();
         for config in [DeflateConfig::default(), DeflateConfig::low_memory()] {
             let (negotiated, header) = negotiate::answer([OFFER], &config).unwrap();
             let ours = agreed_of(&format!("Sec-WebSocket-Extensions: {header}"))
                 .unwrap()
                 .unwrap();
-            let mut server = Session::new(Role::Server, Config::default());
+            let mut server = Session::new(Role::Server, SessionLimits::default());
             server.set_deflate(negotiated, &config);
             let mut replies = Replies::new(1, Some(ours));
             let mut scratch = vec![0u8; 300];

@@ -6,7 +6,7 @@ use crate::deflate::{DeflateConfig, Negotiated};
 const RSV1: u8 = 0b100;
 
 fn with_deflate(role: Role, negotiated: Negotiated, config: DeflateConfig) -> Session {
-    let mut s = Session::new(role, Config::default());
+    let mut s = Session::new(role, SessionLimits::default());
     s.set_deflate(negotiated, &config);
     s
 }
@@ -346,7 +346,7 @@ fn a_decompression_bomb_stops_at_the_limit_without_expanding() {
     client.send_binary(&vec![0u8; 64 << 20]).unwrap();
     let bytes = client.take_output();
     assert!(bytes.len() < 200_000, "{}", bytes.len());
-    let config = Config {
+    let config = SessionLimits {
         max_message_size: limit,
         max_frame_size: limit,
     };
@@ -367,7 +367,7 @@ fn the_inflated_size_is_held_to_the_limit_while_inflating() {
     let mut client = with_deflate(Role::Client, Negotiated::default(), level(9));
     client.send_binary(&vec![7u8; 10 << 20]).unwrap();
     let bytes = client.take_output();
-    let config = Config {
+    let config = SessionLimits {
         max_message_size: limit,
         max_frame_size: limit,
     };
@@ -397,7 +397,7 @@ fn a_message_exactly_at_the_limit_is_accepted_and_one_byte_more_is_not() {
         DeflateConfig::default(),
     );
     client.send_binary(&vec![1u8; limit]).unwrap();
-    let config = Config {
+    let config = SessionLimits {
         max_message_size: limit,
         max_frame_size: limit,
     };
