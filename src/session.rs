@@ -119,6 +119,18 @@ impl Message {
             Message::Binary(bytes) => bytes,
         }
     }
+
+    /// This message as one whole frame the way a server sends it: unfragmented, unmasked
+    /// (§5.1), uncompressed (RFC 7692 §6 lets an endpoint send any message uncompressed).
+    /// Built once, such a frame can be shared by every connection a broadcast reaches.
+    pub fn to_server_frame(&self) -> Vec<u8> {
+        let header = FrameHeader::new(true, Opcode::Data(self.opcode()), self.len() as u64);
+        let header = header.encode();
+        let mut bytes = Vec::with_capacity(header.as_bytes().len() + self.len());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(self.as_bytes());
+        bytes
+    }
 }
 
 impl From<String> for Message {

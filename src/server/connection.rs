@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::frame::{EncodedHeader, FrameHeader, Opcode};
+use crate::frame::EncodedHeader;
 use crate::handshake::{Request, RequestParser};
-use crate::session::{Message, Session};
+use crate::session::Session;
 
 use super::handler::CloseReason;
 
@@ -25,20 +25,6 @@ const SPARE_MIN: usize = crate::session::LARGE_FRAME;
 
 /// How many chunks one `writev` takes at most.
 const MAX_IOVECS: usize = 64;
-
-/// A broadcast's frame: `message` as one unmasked, unfragmented server frame, encoded once
-/// and then shared (by reference count) by every loop and every session it goes to. Never
-/// compressed: RFC 7692 §6 lets an endpoint send any message uncompressed, and one frame
-/// for everyone is what keeps a broadcast to N sessions at one encoding.
-pub(crate) fn shared_frame(message: &Message) -> Arc<[u8]> {
-    // RFC 6455 §5.1: a server never masks what it sends.
-    let header = FrameHeader::new(true, Opcode::Data(message.opcode()), message.len() as u64);
-    let header = header.encode();
-    let mut bytes = Vec::with_capacity(header.as_bytes().len() + message.len());
-    bytes.extend_from_slice(header.as_bytes());
-    bytes.extend_from_slice(message.as_bytes());
-    Arc::from(bytes)
-}
 
 /// A piece of the write queue.
 #[derive(Debug)]

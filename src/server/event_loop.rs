@@ -37,7 +37,7 @@ use crate::close::CloseCode;
 use crate::handshake::{self, http_response, Request, RequestParser};
 use crate::session::{Event, Message, Role, Session};
 
-use super::connection::{shared_frame, Connection, Phase};
+use super::connection::{Connection, Phase};
 use super::handle::{Command, Handle};
 use super::handler::{CloseReason, Context, Handler, HttpRequest, Ops, SendStatus};
 use super::timer::{ConnRef, Timers};
@@ -1257,7 +1257,7 @@ impl<R: Reactor> Ops for Core<R> {
 
     fn broadcast(&mut self, message: &Message) -> usize {
         // Encoded once: the other loops get the same frame.
-        let frame = shared_frame(message);
+        let frame: Arc<[u8]> = Arc::from(message.to_server_frame());
         for other in (0..self.handle.loop_count()).filter(|&i| i != self.index) {
             if let Err(e) = self
                 .handle

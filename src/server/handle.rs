@@ -196,7 +196,7 @@ impl Handle {
     /// Queue a message for every session open when the loops execute the command. The
     /// frame is encoded once, here, and every loop and session shares it.
     pub fn broadcast(&self, message: impl Into<Message>) -> Result<(), HandleError> {
-        let frame = super::connection::shared_frame(&message.into());
+        let frame: Arc<[u8]> = Arc::from(message.into().to_server_frame());
         let mut result = Ok(());
         for index in 0..self.shared.loops.len() {
             result = result.and(self.push_to(index, Command::Broadcast(frame.clone())));

@@ -297,9 +297,7 @@ impl<H: Handler> Sim<H> {
 
     /// A broadcast from another thread.
     pub fn broadcast(&mut self, message: Message) {
-        self.command(Command::Broadcast(super::connection::shared_frame(
-            &message,
-        )));
+        self.command(Command::Broadcast(message.to_server_frame().into()));
     }
 
     /// A close from another thread.
