@@ -1,18 +1,17 @@
-//! [`Bridge`]: what the application holds, and the state its two threads share.
+//! [`Bridge`]: what the application holds.
 //!
-//! Owns: starting and stopping the threads, the queue from the application (and from the
-//! wrapped handler) to the writer thread, this instance's table of open sessions, and how an
-//! envelope from Redis is applied to the server. Must not: do Redis I/O on the caller's
-//! thread: every method only queues (or, for this instance's own sessions, goes straight to
-//! the server's [`Handle`]), so it is safe inside handler callbacks, on the event loop.
+//! Owns: starting and stopping the threads, and the public API: queueing the application's
+//! messages for the writer thread (bounded by [`PENDING_LIMIT`]), or handing them straight to
+//! the server for this instance's own sessions. The state it shares with the threads is in
+//! `shared.rs`. Must not: do Redis I/O on the caller's thread: every method only queues (or,
+//! for this instance's own sessions, goes straight to the server's [`Handle`]), so it is safe
+//! inside handler callbacks, on the event loop.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::channel;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wsloop::server::{Handle, HandleError, Handler};
@@ -21,15 +20,13 @@ use wsloop::{CloseCode, Message};
 use crate::config::Config;
 use crate::envelope::Envelope;
 use crate::handler::Bridged;
+use crate::shared::{Job, Outgoing, Shared};
 use crate::{subscriber, writer};
 
 /// How many outgoing messages may wait for the writer thread before the bridge's methods
 /// fail with [`BridgeError::Backlog`] (the thread is stuck in a Redis call of at most
 /// `io_timeout`; this bounds the memory a burst can take meanwhile).
 pub const PENDING_LIMIT: usize = 65_536;
-
-/// How often the threads look at the stop flag and the server's state when idle.
-pub(crate) const POLL: Duration = Duration::from_millis(250);
 
 /// Why a bridge method did not queue its command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,104 +56,6 @@ impl From<HandleError> for BridgeError {
         match e {
             HandleError::Stopped => BridgeError::Stopped,
             HandleError::QueueFull => BridgeError::QueueFull,
-        }
-    }
-}
-
-/// What the writer thread is asked to do.
-pub(crate) enum Job {
-    /// A session opened here: claim its directory entry.
-    Opened(String, u64),
-    /// A session closed here: release its entry.
-    Closed(String, u64),
-    /// Publish something.
-    Out(Outgoing),
-    /// Look at the stop flag now.
-    Wake,
-}
-
-/// A message for Redis.
-pub(crate) enum Outgoing {
-    /// `envelope` on `channel`.
-    Publish { channel: String, envelope: Envelope },
-    /// A send or close for a sid held elsewhere: look it up in the directory, then publish to
-    /// its instance's channel.
-    Route(Envelope),
-}
-
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) client: redis::Client,
-    /// Where Redis is, for the logs (the URL may hold a password).
-    pub(crate) redis_addr: String,
-    pub(crate) handle: Handle,
-    jobs: Sender<Job>,
-    /// Outgoing jobs queued and not yet taken by the writer.
-    pub(crate) pending: AtomicUsize,
-    /// This instance's open sessions: sid → session number.
-    sessions: Mutex<HashMap<String, u64>>,
-    pub(crate) next_session: AtomicU64,
-    stop: AtomicBool,
-    pub(crate) writer_up: AtomicBool,
-    pub(crate) subscribed: AtomicBool,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-}
-
-impl Shared {
-    pub(crate) fn sessions(&self) -> MutexGuard<'_, HashMap<String, u64>> {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The session number of `sid` if it is open here.
-    pub(crate) fn session_of(&self, sid: &str) -> Option<u64> {
-        self.sessions().get(sid).copied()
-    }
-
-    pub(crate) fn job(&self, job: Job) {
-        // The writer lives as long as `Shared`; a send fails only after it has exited.
-        let _ = self.jobs.send(job);
-    }
-
-    pub(crate) fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed) || self.handle.is_stopped()
-    }
-
-    /// Apply an envelope to this instance's sessions (from Redis, or routed back here).
-    pub(crate) fn apply(&self, envelope: Envelope) {
-        let me = self.config.instance_id.as_str();
-        let result = match envelope {
-            Envelope::Broadcast { origin, message } => {
-                if origin.as_deref() == Some(me) {
-                    return; // delivered here when it was published
-                }
-                self.handle.broadcast(message)
-            }
-            Envelope::Send { sid, message } => {
-                if self.session_of(&sid).is_none() {
-                    log::debug!("send to {sid}: not open here");
-                    return;
-                }
-                self.handle.send(&sid, message)
-            }
-            Envelope::Close {
-                sid,
-                code,
-                reason,
-                session,
-            } => match (self.session_of(&sid), session) {
-                (Some(here), Some(wanted)) if here != wanted => {
-                    log::debug!("close of {sid} session {wanted}: session {here} holds it now");
-                    return;
-                }
-                (Some(_), _) => self.handle.close(&sid, code, &reason),
-                (None, _) => {
-                    log::debug!("close of {sid}: not open here");
-                    return;
-                }
-            },
-        };
-        if let Err(e) = result {
-            log::warn!("a command from Redis was not queued: {e}");
         }
     }
 }
@@ -218,20 +117,7 @@ impl Bridge {
             config.instance_channel(&config.instance_id),
         );
         let (jobs, receiver) = channel();
-        let shared = Arc::new(Shared {
-            config,
-            client,
-            redis_addr,
-            handle,
-            jobs,
-            pending: AtomicUsize::new(0),
-            sessions: Mutex::new(HashMap::new()),
-            next_session: AtomicU64::new(1),
-            stop: AtomicBool::new(false),
-            writer_up: AtomicBool::new(false),
-            subscribed: AtomicBool::new(false),
-            threads: Mutex::new(Vec::new()),
-        });
+        let shared = Arc::new(Shared::new(config, client, redis_addr, handle, jobs));
         let writer = {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -244,7 +130,7 @@ impl Bridge {
                 .name("wsloop-redis-subscriber".into())
                 .spawn(move || subscriber::run(shared))?
         };
-        *shared.threads.lock().unwrap_or_else(|e| e.into_inner()) = vec![writer, subscriber];
+        shared.keep_threads(vec![writer, subscriber]);
         Ok(Bridge { shared })
     }
 
@@ -333,15 +219,8 @@ impl Bridge {
     /// entries are released as they close; from one of the bridge's own threads it only
     /// asks them to stop.
     pub fn stop(&self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.job(Job::Wake);
-        let threads = std::mem::take(
-            &mut *self
-                .shared
-                .threads
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
+        self.shared.request_stop();
+        let threads = self.shared.take_threads();
         let me = std::thread::current().id();
         for thread in threads {
             if thread.thread().id() != me {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use wsloop::server::{CloseReason, Context, Handler, HttpRequest, HttpResponse};
 use wsloop::Message;
 
-use crate::bridge::{Job, Shared};
+use crate::shared::{Job, Shared};
 
 /// A [`Handler`] that forwards every callback to the application's handler `H`, and reports
 /// sessions opening and closing to the bridge (see [`crate::Bridge::wrap`]).

@@ -83,6 +83,7 @@ mod config;
 mod directory;
 pub mod envelope;
 mod handler;
+mod shared;
 mod subscriber;
 mod writer;
 

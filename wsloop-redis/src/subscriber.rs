@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use redis::{Msg, RedisResult};
 
-use crate::bridge::{Shared, POLL};
 use crate::config::Backoff;
 use crate::envelope::Envelope;
+use crate::shared::{Shared, POLL};
 
 pub(crate) fn run(shared: Arc<Shared>) {
     let mut backoff = Backoff::new(&shared.config);

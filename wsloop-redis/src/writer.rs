@@ -20,10 +20,10 @@ use std::time::Instant;
 use redis::{Connection, RedisError, RedisResult};
 use wsloop::CloseCode;
 
-use crate::bridge::{Job, Outgoing, Shared, POLL};
 use crate::config::{Backoff, Config};
 use crate::directory;
 use crate::envelope::Envelope;
+use crate::shared::{Job, Outgoing, Shared, POLL};
 
 /// Why a Redis exchange did not happen.
 enum Failed {
