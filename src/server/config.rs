@@ -62,15 +62,17 @@ pub struct ServerConfig {
     /// and timers. Default 1: one loop on one core serves tens of thousands of sessions and
     /// keeps the handler on one thread. With more, loop 0 accepts and hands each connection
     /// to the loop with the fewest; sends, broadcasts, closes, duplicate sids and shutdown
-    /// work across loops as on one (see [`Server::run_each`](super::Server::run_each)).
+    /// work across loops as on one (see
+    /// [`Server::run_each`](struct.Server.html#method.run_each)).
     pub workers: usize,
     /// permessage-deflate (RFC 7692), feature `deflate`: `Some` accepts the first offer of a
     /// client that this configuration can honour ([`crate::deflate::negotiate::answer`]);
-    /// such a session then compresses what [`Context::send`](super::Context::send) and
-    /// [`Handle::send`](super::Handle::send) send to it, and inflates what it receives. Default `None`, not offered: compression costs CPU
-    /// on every message and memory on every connection that uses it (hundreds of KiB with
-    /// context takeover, none between messages without; see [`crate::deflate`]), and pays
-    /// off only for large or repetitive text.
+    /// such a session then compresses what [`Context::send`](struct.Context.html#method.send)
+    /// and [`Handle::send`](struct.Handle.html#method.send) send to it, and inflates what it
+    /// receives. Default `None`, not offered: compression costs CPU on every message and
+    /// memory on every connection that uses it (hundreds of KiB with context takeover, none
+    /// between messages without; see [`crate::deflate`]), and pays off only for large or
+    /// repetitive text.
     ///
     /// Broadcasts are not compressed: one frame is built once and shared by every session,
     /// which compression per connection would undo. RFC 7692 §6 allows uncompressed messages

@@ -1,20 +1,18 @@
 //! The loop's core: its state over any transport, and the steps that keep it consistent.
 //!
 //! Owns: [`Core`] (the connection slab, the sid map, the timer heap, the counts, the shutdown
-//! deadline), admitting and removing connections, the sid map, shutdown, deadlines (the
-//! policy is `deadline.rs`'s; the core schedules and acts on it), and the one step that
-//! every driver runs after the events of a poll ([`Core::after_events`]). The rest of the
-//! core's methods live by concern: `input.rs` (reading, handshakes, dispatch), `output.rs`
-//! (queueing and flushing, and the [`Ops`](super::handler::Ops) behind a
-//! [`Context`](super::Context)), `http_fallback.rs` (plain HTTP), `handover.rs` (commands
-//! and the other loops).
+//! deadline), admitting and removing connections, shutdown, deadlines (the policy is
+//! `deadline.rs`'s; the core schedules them and acts on them), and the one step that every
+//! driver runs after the events of a poll ([`Core::after_events`]). The rest of the core's
+//! methods live by concern: `input.rs` (reading, the upgrade, dispatch), `output.rs`
+//! (queueing and flushing, and the `Ops` behind a `Context`), `http_fallback.rs` (plain
+//! HTTP), `handover.rs` (commands, and the other loops).
 //! Must not: know about mio or sockets beyond the [`Reactor`] seam (the drivers are
 //! `event_loop.rs` and `sim.rs`), or implement protocol rules (the session does).
 //!
 //! One invariant keeps the borrow structure simple: **only the loop itself removes a
-//! connection**, never an operation a handler calls through its
-//! [`Context`](super::Context), so a connection being processed still exists when a callback
-//! returns.
+//! connection**, never an operation a handler calls through its `Context`, so a connection
+//! being processed still exists when a callback returns.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,7 +39,7 @@ use super::workers::Workers;
 const MAX_REFUSING: usize = 1024;
 
 /// The loop's state and logic, over any [`Reactor`]: everything a handler's
-/// [`Context`](super::Context) can reach.
+/// `Context` can reach.
 pub(crate) struct Core<R: Reactor> {
     /// Which loop of the server this is (0 when there is one).
     pub(super) index: usize,
@@ -131,6 +129,8 @@ impl<R: Reactor> Core<R> {
 
     // ----- Connections -------------------------------------------------------------------
 
+    /// A new connection on this loop (accepted here, or connected in the simulator):
+    /// admitted, or answered 503 when the server is full.
     pub(super) fn add(&mut self, socket: R::Stream, peer: SocketAddr) {
         // The limit is the server's, over all loops. The handles count admitted connections
         // only: one being answered 503 holds no slot.
@@ -140,6 +140,8 @@ impl<R: Reactor> Core<R> {
         }
     }
 
+    /// Register a connection and give it its first deadline; with `refuse`, queue the 503
+    /// instead of admitting it. `None` when it could not be kept (and is closed).
     pub(super) fn add_connection(
         &mut self,
         mut socket: R::Stream,
@@ -244,6 +246,8 @@ impl<R: Reactor> Core<R> {
         self.report_counts();
     }
 
+    // ----- Shutdown ----------------------------------------------------------------------
+
     /// Start this loop's graceful shutdown.
     pub(super) fn shutdown_here(&mut self) {
         if self.shutdown_deadline.is_some() {
@@ -302,6 +306,8 @@ impl<R: Reactor> Core<R> {
         }
     }
 
+    // ----- The step after the events ------------------------------------------------------
+
     /// Continue reading the connections whose read budget ran out (or whose reading resumed
     /// after backpressure), then flush.
     fn read_again<H: Handler>(&mut self, handler: &mut H, buf: &mut [u8]) {
@@ -313,9 +319,13 @@ impl<R: Reactor> Core<R> {
         self.flush_dirty(handler);
     }
 
+    /// Flush `key` at the end of the step (bytes were queued, or the socket became
+    /// writable).
     pub(super) fn mark_dirty(&mut self, key: usize) {
         self.dirty.push(key);
     }
+
+    // ----- Time --------------------------------------------------------------------------
 
     /// Make sure the timer heap wakes us no later than this connection's deadline.
     pub(super) fn schedule(&mut self, key: usize) {

@@ -11,7 +11,7 @@
 //! the loop is [`COMMAND_QUEUE_LIMIT`] commands behind). The outcome of each command is
 //! logged by the loop, and a session that has to be closed because of it is reported to the
 //! handler's `on_close` as usual. Code that needs the exact outcome runs inside the loop,
-//! in a handler, where [`super::Context`] answers at once.
+//! in a handler, where `Context` answers at once.
 
 use std::fmt;
 use std::sync::Arc;

@@ -23,6 +23,7 @@ use super::workers::Command;
 const MAX_HOPS: u8 = 4;
 
 impl<R: Reactor> Core<R> {
+    /// Execute a command a handle or another loop queued for this loop.
     pub(super) fn run_command<H: Handler>(&mut self, handler: &mut H, command: Command) {
         match command {
             Command::Send(sid, message) => {

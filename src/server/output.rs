@@ -3,8 +3,8 @@
 //! Owns: queueing (a message, a broadcast's shared frame, a close), the high-water mark and
 //! closing clients that do not read, flushing write queues (one `writev` per connection per
 //! step, WRITABLE interest only while bytes wait, closing TCP once everything is out), and
-//! the [`Ops`] a handler's [`Context`](super::Context) calls. Must not: read from sockets or
-//! call the handler except through `remove` (its `on_close`).
+//! the [`Ops`] a handler's `Context` calls. Must not: read from sockets, or call the handler
+//! other than through `remove` (its `on_close`).
 
 use std::sync::Arc;
 

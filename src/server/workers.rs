@@ -1,9 +1,9 @@
 //! What the loops of one server share: each loop's command queue, waker and counters, and the
 //! directory of which loop holds which sid.
 //!
-//! Owns: the plumbing between threads and loops behind [`Handle`](super::Handle) (queueing a
-//! [`Command`] and waking its loop, the stop protocol), the connection and session counts
-//! each loop reports, and the sid directory. Must not: touch connections or call the
+//! Owns: the plumbing between threads and loops behind `Handle` (queueing a [`Command`] and
+//! waking its loop, the stop protocol), the connection and session counts each loop
+//! reports, and the sid directory. Must not: touch connections or call the
 //! handler; the loops execute the commands (`handover.rs` holds the loop's side of a
 //! hand-over). Nothing here imports the loop's core.
 //!
@@ -23,7 +23,7 @@ use std::thread::ThreadId;
 use crate::close::CloseCode;
 use crate::session::Message;
 
-/// How many commands may wait for a loop before [`Handle`](super::Handle) methods fail with
+/// How many commands may wait for a loop before [`Handle`](struct.Handle.html) methods fail with
 /// [`HandleError::QueueFull`]: a bound on the memory a runaway producer can take.
 pub const COMMAND_QUEUE_LIMIT: usize = 65_536;
 
