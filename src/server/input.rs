@@ -3,8 +3,9 @@
 //! Owns: reading a connection (with a budget, and backpressure), feeding the request parser
 //! or the session, the upgrade (accept, route, claim the sid, answer permessage-deflate,
 //! open the session, replace an older one with the same sid), and handing session events to
-//! the handler in order. Must not: write to sockets (`output.rs` flushes) or decide
-//! deadlines; a request that is not an upgrade goes to `http_fallback.rs`.
+//! the handler in order. Must not: flush write queues (`output.rs` does; the one exception is
+//! the last chance at end of input) or decide deadlines; a request that is not an upgrade
+//! goes to `http_fallback.rs`.
 
 use std::io::{self, Read};
 use std::sync::Arc;

@@ -128,4 +128,11 @@ mod tests {
         });
         assert_eq!(route.sid(&request("/")), Err(403));
     }
+
+    #[test]
+    fn debug_shows_the_pattern_not_its_parts() {
+        assert_eq!(format!("{:?}", Route::default()), "Route(/ws/{sid})");
+        let custom = Route::custom(|_| Err(404));
+        assert_eq!(format!("{custom:?}"), "Route(custom)");
+    }
 }
