@@ -435,6 +435,20 @@ mod tests {
     }
 
     #[test]
+    fn each_step_ends_with_the_loops_after_events_step() {
+        // A deadline already due fires in the step that made it, as after a poll of the mio
+        // loop, without time having to pass.
+        let config = ServerConfig {
+            handshake_timeout: Duration::ZERO,
+            ..ServerConfig::default()
+        };
+        let mut sim = Sim::new(config, Echo).unwrap();
+        let c = sim.connect().unwrap();
+        assert!(sim.is_dropped(c));
+        sim.finish();
+    }
+
+    #[test]
     fn a_replaced_sid_closes_once() {
         let mut sim = Sim::new(ServerConfig::default(), Echo).unwrap();
         let a = sim.connect().unwrap();
