@@ -1,8 +1,9 @@
-//! One TCP connection of the server: its phase, its write queue, its deadlines.
+//! One TCP connection of the server: its phase, its write queue, its timing.
 //!
 //! Owns: the per-connection state and the write queue (bytes waiting for the socket, shared
 //! broadcast frames included), flushed with vectored writes.
-//! Must not: call the handler, or know about other connections; the event loop does both.
+//! Must not: call the handler, or know about other connections; the loop's core does both.
+//! Nor decide what the timing fields mean: `deadline.rs` does.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};

@@ -2,17 +2,18 @@
 //! counterparts of `@OnOpen / @OnMessage / @OnClose` in a Java endpoint) and `on_request` for
 //! plain HTTP, and the [`Context`] it gets to act on sessions.
 //!
-//! Owns: the application-facing types. Must not: touch sockets or the slab directly; every
-//! action goes through the event loop's core.
+//! Owns: the application-facing callbacks and what they get ([`Context`], [`CloseReason`],
+//! [`SendStatus`]); the HTTP types are `http.rs`'s. Must not: touch sockets or the slab
+//! directly; every action goes through the loop's core, behind the `Ops` trait.
 
 use std::fmt;
 
 use crate::close::{CloseCode, CloseFrame};
 use crate::error::ProtocolError;
-use crate::handshake::Request;
 use crate::session::Message;
 
 use super::handle::Handle;
+use super::http::{HttpRequest, HttpResponse};
 
 /// The application's callbacks. They run on the event loop's thread, one at a time; a
 /// callback that blocks stalls every connection, so hand slow work to another thread and
@@ -141,101 +142,6 @@ pub enum SendStatus {
     /// The sid is held by another loop of this server (`ServerConfig::workers`): the message
     /// was passed to that loop, which sends it (and logs the outcome) when it runs next.
     Forwarded,
-}
-
-/// A plain HTTP request, head and body.
-#[derive(Debug)]
-pub struct HttpRequest {
-    pub(crate) head: Request,
-    pub(crate) body: Vec<u8>,
-}
-
-impl HttpRequest {
-    /// The method, e.g. `POST`.
-    pub fn method(&self) -> &str {
-        self.head.method()
-    }
-
-    /// The path without the query string.
-    pub fn path(&self) -> &str {
-        let target = self.head.path();
-        target.split_once('?').map_or(target, |(path, _)| path)
-    }
-
-    /// The query string (after `?`), if any.
-    pub fn query(&self) -> Option<&str> {
-        self.head.path().split_once('?').map(|(_, q)| q)
-    }
-
-    /// The first header with this name (case-insensitive), if it is UTF-8.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.head.header_str(name)
-    }
-
-    /// The body (empty without `Content-Length`).
-    pub fn body(&self) -> &[u8] {
-        &self.body
-    }
-
-    /// The whole head, for anything not covered here.
-    pub fn head(&self) -> &Request {
-        &self.head
-    }
-}
-
-/// A small HTTP response. The connection closes after it (`Connection: close`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpResponse {
-    /// The status code.
-    pub status: u16,
-    /// The `Content-Type`.
-    pub content_type: String,
-    /// Extra headers.
-    pub headers: Vec<(String, String)>,
-    /// The body.
-    pub body: Vec<u8>,
-}
-
-impl HttpResponse {
-    /// A response with a body of the given type.
-    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
-        HttpResponse {
-            status,
-            content_type: content_type.to_string(),
-            headers: Vec::new(),
-            body: body.into(),
-        }
-    }
-
-    /// A `text/plain` response.
-    pub fn text(status: u16, body: &str) -> Self {
-        Self::new(status, "text/plain; charset=utf-8", body)
-    }
-
-    /// An `application/json` response (the body is sent as given).
-    pub fn json(status: u16, body: &str) -> Self {
-        Self::new(status, "application/json", body)
-    }
-
-    /// A `text/html` response.
-    pub fn html(status: u16, body: &str) -> Self {
-        Self::new(status, "text/html; charset=utf-8", body)
-    }
-
-    /// Add a header.
-    pub fn with_header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_string(), value.to_string()));
-        self
-    }
-
-    pub(crate) fn to_bytes(&self) -> Vec<u8> {
-        let headers: Vec<(&str, &str)> = self
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        crate::handshake::http_response(self.status, &headers, &self.content_type, &self.body)
-    }
 }
 
 /// What a handler can do while it runs: act on sessions by sid.

@@ -12,9 +12,14 @@ use crate::handshake::Request;
 /// an `Origin` check, RFC 6455 §10.2).
 pub type RouteFn = dyn Fn(&Request) -> Result<String, u16> + Send + Sync;
 
-/// Maps an upgrade request to a sid.
+/// Maps an upgrade request to a sid: a path pattern ([`Route::pattern`]) or a function of
+/// the request ([`Route::custom`]).
 #[derive(Clone)]
-pub enum Route {
+pub struct Route(Rule);
+
+/// How a [`Route`] finds the sid; private, so that the pattern's parts stay the route's own.
+#[derive(Clone)]
+enum Rule {
     /// A path with one `{sid}` placeholder standing for one non-empty segment, like the
     /// default `/ws/{sid}`. Other paths get 404 before any 101.
     Pattern {
@@ -29,9 +34,9 @@ pub enum Route {
 
 impl fmt::Debug for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Route::Pattern { prefix, suffix } => write!(f, "Route({prefix}{{sid}}{suffix})"),
-            Route::Custom(_) => f.write_str("Route(custom)"),
+        match &self.0 {
+            Rule::Pattern { prefix, suffix } => write!(f, "Route({prefix}{{sid}}{suffix})"),
+            Rule::Custom(_) => f.write_str("Route(custom)"),
         }
     }
 }
@@ -50,21 +55,21 @@ impl Route {
         if suffix.contains("{sid}") {
             return None;
         }
-        Some(Route::Pattern {
+        Some(Route(Rule::Pattern {
             prefix: prefix.to_string(),
             suffix: suffix.to_string(),
-        })
+        }))
     }
 
     /// A custom routing function.
     pub fn custom(f: impl Fn(&Request) -> Result<String, u16> + Send + Sync + 'static) -> Route {
-        Route::Custom(Arc::new(f))
+        Route(Rule::Custom(Arc::new(f)))
     }
 
     /// The sid for `request`, or the status refusing it.
     pub fn sid(&self, request: &Request) -> Result<String, u16> {
-        match self {
-            Route::Pattern { prefix, suffix } => {
+        match &self.0 {
+            Rule::Pattern { prefix, suffix } => {
                 let target = request.path();
                 let path = target.split_once('?').map_or(target, |(p, _)| p);
                 let sid = path
@@ -76,7 +81,7 @@ impl Route {
                 }
                 Ok(sid.to_string())
             }
-            Route::Custom(f) => f(request),
+            Rule::Custom(f) => f(request),
         }
     }
 }
@@ -122,5 +127,12 @@ mod tests {
             _ => Err(403),
         });
         assert_eq!(route.sid(&request("/")), Err(403));
+    }
+
+    #[test]
+    fn debug_shows_the_pattern_not_its_parts() {
+        assert_eq!(format!("{:?}", Route::default()), "Route(/ws/{sid})");
+        let custom = Route::custom(|_| Err(404));
+        assert_eq!(format!("{custom:?}"), "Route(custom)");
     }
 }

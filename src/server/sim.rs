@@ -3,23 +3,26 @@
 //!
 //! Owns: the pipes, the simulated clock, and a handler wrapper that checks that every opened
 //! session is closed exactly once. Must not: contain loop logic; it calls the same
-//! [`Core`] methods as the mio loop, in the same order.
+//! [`Core`] methods as the mio loop, and after each step the same
+//! [`Core::after_events`].
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::close::CloseCode;
 use crate::session::Message;
 
-use super::event_loop::Core;
-use super::handle::{Command, Handle};
-use super::handler::{CloseReason, Context, Handler, HttpRequest, HttpResponse};
+use super::config::ServerConfig;
+use super::core::Core;
+use super::handler::{CloseReason, Context, Handler};
+use super::http::{HttpRequest, HttpResponse};
 use super::transport::Reactor;
-use super::ServerConfig;
+use super::workers::{Command, Workers};
 
 /// One simulated TCP connection, seen from both ends.
 #[derive(Debug, Default)]
@@ -190,7 +193,8 @@ impl<H: Handler> Sim<H> {
         let waker = mio::Waker::new(poll.registry(), mio::Token(1))?;
         let read_buf = vec![0; config.read_buffer_size.max(1024)];
         let now = Instant::now();
-        let mut core = Core::new(config, MemReactor, Handle::new(vec![waker]), 0);
+        let workers = Arc::new(Workers::new(vec![waker]));
+        let mut core = Core::new(config, MemReactor, workers, 0);
         core.set_now(now);
         Ok(Sim {
             core,
@@ -286,7 +290,6 @@ impl<H: Handler> Sim<H> {
     pub fn advance(&mut self, by: Duration) {
         self.now += by;
         self.core.set_now(self.now);
-        self.core.fire_timers(&mut self.handler);
         self.settle();
     }
 
@@ -318,14 +321,16 @@ impl<H: Handler> Sim<H> {
         self.settle();
     }
 
-    /// What the loop does after the events of one poll: leftover reads, flushes, shutdown.
+    /// What the loop does after the events of one poll (leftover reads, deadlines,
+    /// flushes, shutdown), then the invariants.
     fn settle(&mut self) {
         if self.stopped {
             return;
         }
-        self.core.read_again(&mut self.handler, &mut self.read_buf);
-        self.core.flush_dirty(&mut self.handler);
-        if self.core.shutdown_step(&mut self.handler) {
+        if self
+            .core
+            .after_events(&mut self.handler, &mut self.read_buf)
+        {
             self.core.close_all(&mut self.handler);
             self.stopped = true;
         }
@@ -426,6 +431,20 @@ mod tests {
         assert!(!sim.is_dropped(c));
         sim.advance(Duration::from_secs(2));
         assert!(sim.is_dropped(c), "the 10 s handshake timeout");
+        sim.finish();
+    }
+
+    #[test]
+    fn each_step_ends_with_the_loops_after_events_step() {
+        // A deadline already due fires in the step that made it, as after a poll of the mio
+        // loop, without time having to pass.
+        let config = ServerConfig {
+            handshake_timeout: Duration::ZERO,
+            ..ServerConfig::default()
+        };
+        let mut sim = Sim::new(config, Echo).unwrap();
+        let c = sim.connect().unwrap();
+        assert!(sim.is_dropped(c));
         sim.finish();
     }
 

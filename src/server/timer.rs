@@ -5,7 +5,8 @@
 //! it surfaces. A connection whose deadline moves later (activity) keeps its old entry and is
 //! re-queued when that entry fires, so a busy connection costs no heap work per message and
 //! a wake-up never scans every connection.
-//! Must not: decide what a deadline means; the event loop does.
+//! Must not: decide what a deadline means; `deadline.rs` does, and the loop's core acts on
+//! it.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -1,0 +1,105 @@
+//! The server's configuration: [`ServerConfig`], every default and why it was chosen.
+//!
+//! Owns: the knobs and their defaults. Must not: act on them; the loop's core and the
+//! deadline policy read them.
+
+use std::time::Duration;
+
+use crate::handshake::Limits;
+
+use super::route::Route;
+
+/// Everything the server can be told. Every default is chosen for a back office with a
+/// few thousand browser tabs on one small machine; each field says why.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Which upgrade requests become sessions. Default `/ws/{sid}`.
+    pub route: Route,
+    /// Subprotocols we speak, in our order of preference; the client's first offered one that
+    /// is listed here is selected (§4.2.2). Default none.
+    pub protocols: Vec<String>,
+    /// Most simultaneous connections (handshaking and open); the next one gets 503.
+    /// Default 10,000: an idle session costs about 1 KiB of our memory plus the kernel's
+    /// socket buffers, and the default file-descriptor limit of many systems is near this.
+    pub max_connections: usize,
+    /// Bounds on the handshake request head (431 beyond). Default 8 KiB and 64 headers.
+    pub handshake_limits: Limits,
+    /// Limits on incoming frames and messages (1009 beyond). Default 64 MiB for both.
+    pub session: crate::session::SessionLimits,
+    /// High-water mark of bytes queued for one client. A message is accepted while the
+    /// queue is below it (so one message larger than the mark still goes out on an idle
+    /// connection); a send to a connection already over it closes that connection with 1008.
+    /// While a client's queue is over the mark, the loop also stops reading from it, so a
+    /// client that floods Pings (or echo requests) without reading the answers is held back
+    /// by TCP instead of growing our memory.
+    /// Default 4 MiB: several seconds of traffic for a dashboard, yet 10,000 stuck clients
+    /// cannot take more than their share.
+    pub max_queued_bytes: usize,
+    /// Largest body of a plain HTTP request (413 beyond). Default 64 KiB.
+    pub max_http_body: usize,
+    /// Time from accept to a complete handshake (or HTTP request). Default 10 s: generous
+    /// for a slow mobile link, short enough that half-open handshakes do not pile up.
+    pub handshake_timeout: Duration,
+    /// Silence after which we send a Ping. Default 30 s: under the 60 s idle timeout of
+    /// common proxies and NATs, so the heartbeat also keeps the path open.
+    pub idle_timeout: Duration,
+    /// Time to wait for any sign of life after that Ping before dropping the connection.
+    /// Default 30 s.
+    pub pong_timeout: Duration,
+    /// Longest time a client may take to send one message, from its first byte to its last
+    /// (pings in between do not extend it); beyond it, Close 1008. Default 60 s: a 64 MiB
+    /// message needs about 1 MB/s, and a client that trickles a message to hold its buffer
+    /// open (slowloris) is cut off.
+    pub message_timeout: Duration,
+    /// Time to wait for the client's Close after ours, and for the TCP close after that.
+    /// Default 5 s: a live client answers in one round trip.
+    pub close_timeout: Duration,
+    /// Size of the one read buffer the loop shares among all connections. Default 64 KiB.
+    /// (The loop also keeps the buffer of the last large payload it wrote, at most one
+    /// message's worth, so that the next large message reuses memory already mapped.)
+    pub read_buffer_size: usize,
+    /// How many event loops, each on its own thread with its own poll, slab, read buffer
+    /// and timers. Default 1: one loop on one core serves tens of thousands of sessions and
+    /// keeps the handler on one thread. With more, loop 0 accepts and hands each connection
+    /// to the loop with the fewest; sends, broadcasts, closes, duplicate sids and shutdown
+    /// work across loops as on one (see
+    /// [`Server::run_each`](struct.Server.html#method.run_each)).
+    pub workers: usize,
+    /// permessage-deflate (RFC 7692), feature `deflate`: `Some` accepts the first offer of a
+    /// client that this configuration can honour ([`crate::deflate::negotiate::answer`]);
+    /// such a session then compresses what [`Context::send`](struct.Context.html#method.send)
+    /// and [`Handle::send`](struct.Handle.html#method.send) send to it, and inflates what it
+    /// receives. Default `None`, not offered: compression costs CPU on every message and
+    /// memory on every connection that uses it (hundreds of KiB with context takeover, none
+    /// between messages without; see [`crate::deflate`]), and pays off only for large or
+    /// repetitive text.
+    ///
+    /// Broadcasts are not compressed: one frame is built once and shared by every session,
+    /// which compression per connection would undo. RFC 7692 §6 allows uncompressed messages
+    /// (RSV1 clear) on a connection that negotiated the extension, so receivers take them.
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<crate::deflate::DeflateConfig>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            route: Route::default(),
+            protocols: Vec::new(),
+            max_connections: 10_000,
+            handshake_limits: Limits::default(),
+            session: crate::session::SessionLimits::default(),
+            max_queued_bytes: 4 << 20,
+            max_http_body: 64 << 10,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            pong_timeout: Duration::from_secs(30),
+            message_timeout: Duration::from_secs(60),
+            close_timeout: Duration::from_secs(5),
+            read_buffer_size: 64 << 10,
+            workers: 1,
+            #[cfg(feature = "deflate")]
+            deflate: None,
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! The loop's core: its state over any transport, and the steps that keep it consistent.
+//!
+//! Owns: [`Core`] (the connection slab, the sid map, the timer heap, the counts, the shutdown
+//! deadline), admitting and removing connections, shutdown, deadlines (the policy is
+//! `deadline.rs`'s; the core schedules them and acts on them), and the one step that every
+//! driver runs after the events of a poll ([`Core::after_events`]). The rest of the core's
+//! methods live by concern: `input.rs` (reading, the upgrade, dispatch), `output.rs`
+//! (queueing and flushing, and the `Ops` behind a `Context`), `http_fallback.rs` (plain
+//! HTTP), `handover.rs` (commands, and the other loops).
+//! Must not: know about mio or sockets beyond the [`Reactor`] seam (the drivers are
+//! `event_loop.rs` and `sim.rs`), or implement protocol rules (the session does).
+//!
+//! One invariant keeps the borrow structure simple: **only the loop itself removes a
+//! connection**, never an operation a handler calls through its `Context`, so a connection
+//! being processed still exists when a callback returns.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use slab::Slab;
+
+use crate::close::CloseCode;
+use crate::handshake::RequestParser;
+
+use super::config::ServerConfig;
+use super::connection::{Connection, Phase};
+use super::deadline::{self, Expiry, Timing};
+use super::handle::Handle;
+use super::handler::{CloseReason, Context, Handler};
+use super::http::too_many_connections;
+use super::timer::{ConnRef, Timers};
+use super::transport::Reactor;
+use super::workers::Workers;
+
+/// Connections refused with 503 that we still hold while their answer drains. Beyond this,
+/// refused connections are closed at once.
+const MAX_REFUSING: usize = 1024;
+
+/// The loop's state and logic, over any [`Reactor`]: everything a handler's
+/// `Context` can reach.
+pub(crate) struct Core<R: Reactor> {
+    /// Which loop of the server this is (0 when there is one).
+    pub(super) index: usize,
+    pub(super) config: ServerConfig,
+    pub(super) reactor: R,
+    pub(super) conns: Slab<Connection<R::Stream>>,
+    pub(super) sids: HashMap<Arc<str>, ConnRef>,
+    timers: Timers,
+    /// What this loop shares with the handles and the other loops.
+    pub(super) workers: Arc<Workers>,
+    next_generation: u64,
+    /// Connections with queued bytes to flush once the current step is done.
+    pub(super) dirty: Vec<usize>,
+    /// Connections whose read budget ran out while data may be left.
+    pub(super) read_again: Vec<ConnRef>,
+    /// Connections counting toward `max_connections`, and those refused with 503.
+    pub(super) counted: usize,
+    refusing: usize,
+    pub(super) shutdown_deadline: Option<Instant>,
+    pub(super) now: Instant,
+    /// The buffer of a large payload already written, kept for the next large message
+    /// (see `Session::receive_with_spare`); at most one, of at most `max_message_size`.
+    pub(super) spare: Option<Vec<u8>>,
+}
+
+impl<R: Reactor> Core<R> {
+    pub(crate) fn new(
+        config: ServerConfig,
+        reactor: R,
+        workers: Arc<Workers>,
+        index: usize,
+    ) -> Self {
+        Core {
+            index,
+            config,
+            reactor,
+            conns: Slab::new(),
+            sids: HashMap::new(),
+            timers: Timers::default(),
+            workers,
+            next_generation: 0,
+            dirty: Vec::new(),
+            read_again: Vec::new(),
+            counted: 0,
+            refusing: 0,
+            shutdown_deadline: None,
+            now: Instant::now(),
+            spare: None,
+        }
+    }
+
+    /// What the loop does after the events of one poll (or one simulated step), the same
+    /// for every transport: go on reading the connections whose read budget ran out, fire
+    /// the deadlines that are due, flush, and take the next step of a shutdown. True once
+    /// the loop may stop.
+    pub(super) fn after_events<H: Handler>(&mut self, handler: &mut H, buf: &mut [u8]) -> bool {
+        self.read_again(handler, buf);
+        self.fire_timers(handler);
+        self.flush_dirty(handler);
+        self.shutdown_step(handler)
+    }
+
+    /// The clock of this step: the mio loop reads it after each poll, the simulator moves it.
+    pub(super) fn set_now(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    /// The soonest deadline of any connection.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    /// Whether there is more to read without waiting for a readiness event.
+    pub(super) fn has_reads_pending(&self) -> bool {
+        !self.read_again.is_empty()
+    }
+
+    /// Whether a graceful shutdown has begun.
+    pub(super) fn is_shutting_down(&self) -> bool {
+        self.shutdown_deadline.is_some()
+    }
+
+    /// A handle on the loops this one belongs to.
+    pub(super) fn handle(&self) -> Handle {
+        Handle::new(self.workers.clone())
+    }
+
+    // ----- Connections -------------------------------------------------------------------
+
+    /// A new connection on this loop (accepted here, or connected in the simulator):
+    /// admitted, or answered 503 when the server is full.
+    pub(super) fn add(&mut self, socket: R::Stream, peer: SocketAddr) {
+        // The limit is the server's, over all loops. The handles count admitted connections
+        // only: one being answered 503 holds no slot.
+        let refuse = self.workers.connection_count() >= self.config.max_connections;
+        if self.add_connection(socket, peer, refuse).is_some() && !refuse {
+            self.workers.add_connection(self.index);
+        }
+    }
+
+    /// Register a connection and give it its first deadline; with `refuse`, queue the 503
+    /// instead of admitting it. `None` when it could not be kept (and is closed).
+    pub(super) fn add_connection(
+        &mut self,
+        mut socket: R::Stream,
+        peer: SocketAddr,
+        refuse: bool,
+    ) -> Option<usize> {
+        if refuse && self.refusing >= MAX_REFUSING {
+            log::warn!("refusing {peer}: too many connections, closing at once");
+            return None;
+        }
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self.reactor.register(&mut socket, key) {
+            log::warn!("cannot register {peer}: {e}");
+            return None;
+        }
+        self.next_generation += 1;
+        let limits = self.config.handshake_limits;
+        let mut conn = Connection::new(
+            socket,
+            peer,
+            self.next_generation,
+            Phase::Handshake(RequestParser::new(limits)),
+            self.now,
+        );
+        if refuse {
+            log::warn!(
+                "refusing {peer}: {} connections open (max_connections)",
+                self.counted
+            );
+            conn.counted = false;
+            self.refusing += 1;
+            conn.queue.push_copy(&too_many_connections());
+            conn.phase = Phase::Done;
+            conn.closing_since = Some(self.now);
+        } else {
+            self.counted += 1;
+            log::debug!("accepted {peer}");
+        }
+        entry.insert(conn);
+        self.mark_dirty(key);
+        self.schedule(key);
+        Some(key)
+    }
+
+    /// Tell the handles how many sessions this loop has.
+    pub(super) fn report_counts(&self) {
+        self.workers.set_session_count(self.index, self.sids.len());
+    }
+
+    /// The slab key of the session for `sid`, checked against the slot's generation so that
+    /// a reused slot never gets what was meant for its previous occupant.
+    pub(super) fn lookup(&self, sid: &str) -> Option<usize> {
+        let conn = *self.sids.get(sid)?;
+        self.is_current(conn).then_some(conn.key)
+    }
+
+    fn is_current(&self, conn: ConnRef) -> bool {
+        self.conns
+            .get(conn.key)
+            .is_some_and(|c| c.generation == conn.generation)
+    }
+
+    /// Remove a connection: close it, and tell the handler if it had a session open.
+    pub(super) fn remove<H: Handler>(&mut self, handler: &mut H, key: usize) {
+        let Some(mut conn) = self.conns.try_remove(key) else {
+            return;
+        };
+        self.reactor.release(&mut conn.socket);
+        if conn.counted {
+            self.counted -= 1;
+            self.workers.remove_connection(self.index);
+        } else {
+            self.refusing -= 1;
+        }
+        let reason = match conn.close_reason.take() {
+            Some(CloseReason::ByServer { close, .. }) => CloseReason::ByServer {
+                answered: matches!(&conn.phase, Phase::WebSocket { session, .. }
+                    if session.close_received().is_some()),
+                close,
+            },
+            Some(reason) => reason,
+            None => CloseReason::ConnectionLost,
+        };
+        if conn.registered {
+            let sid = conn.sid().cloned().unwrap_or_else(|| Arc::from(""));
+            self.unregister_sid(&sid, key);
+            log::info!("close {sid} ({}): {reason}", conn.peer);
+            handler.on_close(&mut Context::new(self), &sid, &reason);
+        } else {
+            log::debug!("connection from {} closed", conn.peer);
+        }
+    }
+
+    fn unregister_sid(&mut self, sid: &str, key: usize) {
+        if self.sids.get(sid).is_some_and(|c| c.key == key) {
+            self.sids.remove(sid);
+            if self.workers.loop_count() > 1 {
+                self.workers.release(sid, self.index);
+            }
+        }
+        self.report_counts();
+    }
+
+    // ----- Shutdown ----------------------------------------------------------------------
+
+    /// Start this loop's graceful shutdown.
+    pub(super) fn shutdown_here(&mut self) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        log::info!("shutting down: closing {} sessions", self.sids.len());
+        self.shutdown_deadline = Some(self.now + self.config.close_timeout);
+        let keys: Vec<usize> = self.sids.values().map(|c| c.key).collect();
+        for key in keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.set_reason(CloseReason::Shutdown);
+                if let Some(session) = conn.session_mut() {
+                    let _ = session.close(CloseCode::GoingAway, "server shutdown");
+                }
+                self.touch(key);
+            }
+        }
+    }
+
+    /// While shutting down: drop connections that never opened a session; true once the
+    /// loop may stop (every connection gone, or the close timeout over).
+    fn shutdown_step<H: Handler>(&mut self, handler: &mut H) -> bool {
+        let Some(deadline) = self.shutdown_deadline else {
+            return false;
+        };
+        let unopened: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.phase, Phase::Handshake(_) | Phase::HttpBody { .. }))
+            .map(|(k, _)| k)
+            .collect();
+        for key in unopened {
+            self.remove(handler, key);
+        }
+        if self.conns.is_empty() {
+            return true;
+        }
+        if self.now >= deadline {
+            log::info!(
+                "shutdown: {} connections did not close in time",
+                self.conns.len()
+            );
+            return true;
+        }
+        false
+    }
+
+    /// The loop is over: every connection goes, and every open session gets its on_close.
+    pub(super) fn close_all<H: Handler>(&mut self, handler: &mut H) {
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.set_reason(CloseReason::Shutdown);
+            }
+            self.remove(handler, key);
+        }
+    }
+
+    // ----- The step after the events ------------------------------------------------------
+
+    /// Continue reading the connections whose read budget ran out (or whose reading resumed
+    /// after backpressure), then flush.
+    fn read_again<H: Handler>(&mut self, handler: &mut H, buf: &mut [u8]) {
+        for conn in std::mem::take(&mut self.read_again) {
+            if self.is_current(conn) {
+                self.read(handler, conn.key, buf, true);
+            }
+        }
+        self.flush_dirty(handler);
+    }
+
+    /// Flush `key` at the end of the step (bytes were queued, or the socket became
+    /// writable).
+    pub(super) fn mark_dirty(&mut self, key: usize) {
+        self.dirty.push(key);
+    }
+
+    // ----- Time --------------------------------------------------------------------------
+
+    /// Make sure the timer heap wakes us no later than this connection's deadline.
+    pub(super) fn schedule(&mut self, key: usize) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        let at = deadline::deadline(&Timing::of(conn), &self.config, self.now);
+        if conn.timer_at.is_some_and(|t| t <= at) {
+            return; // An entry at or before `at` is queued; it re-checks when it fires.
+        }
+        let generation = conn.generation;
+        self.conns[key].timer_at = Some(at);
+        self.timers.push(at, ConnRef { key, generation });
+    }
+
+    fn fire_timers<H: Handler>(&mut self, handler: &mut H) {
+        while let Some((at, conn_ref)) = self.timers.pop_due(self.now) {
+            let Some(conn) = self.conns.get_mut(conn_ref.key) else {
+                continue;
+            };
+            if conn.generation != conn_ref.generation || conn.timer_at != Some(at) {
+                continue; // stale entry
+            }
+            conn.timer_at = None;
+            let due = deadline::deadline(&Timing::of(conn), &self.config, self.now);
+            if due > self.now {
+                self.schedule(conn_ref.key);
+                continue;
+            }
+            self.expire(handler, conn_ref.key);
+        }
+    }
+
+    /// A connection's deadline passed: act on what the deadline policy says is due.
+    fn expire<H: Handler>(&mut self, handler: &mut H, key: usize) {
+        let expiry = deadline::expiry(&Timing::of(&self.conns[key]), &self.config, self.now);
+        let conn = &mut self.conns[key];
+        match expiry {
+            Expiry::HandshakeTimeout => {
+                log::info!("handshake timeout for {}", conn.peer);
+                self.remove(handler, key);
+            }
+            Expiry::MessageTimeout => {
+                log::info!("{}: message not completed in time; closing", conn.peer);
+                if let Some(session) = conn.session_mut() {
+                    session.fail(CloseCode::PolicyViolation, "message timeout");
+                }
+                conn.set_reason(CloseReason::MessageTimeout);
+                conn.message_since = None;
+                self.touch(key);
+            }
+            Expiry::SendPing => {
+                // RFC 6455 §5.5.2: a Ping as a keepalive, to see whether the peer is there.
+                let pinged = conn.session_mut().is_some_and(|s| s.ping(b"").is_ok());
+                if pinged {
+                    conn.ping_sent_at = Some(self.now);
+                    self.touch(key);
+                } else {
+                    self.remove(handler, key);
+                }
+            }
+            Expiry::NoPong => {
+                // Silent through a whole ping round; if its queue is backed up it is not
+                // reading either.
+                let reason = if conn.read_paused {
+                    CloseReason::WriteQueueFull
+                } else {
+                    CloseReason::IdleTimeout
+                };
+                log::info!("{}: no sign of life after our ping; dropping", conn.peer);
+                conn.set_reason(reason);
+                self.remove(handler, key);
+            }
+            Expiry::CloseTimeout => {
+                conn.set_reason(CloseReason::CloseTimeout);
+                self.remove(handler, key);
+            }
+        }
+    }
+}
+
+/// For the simulator: the connection count, and the invariants the fuzzer checks after every
+/// step.
+#[cfg(any(test, feature = "fuzzing"))]
+impl<R: Reactor> Core<R> {
+    pub(crate) fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Panics if the loop's books disagree.
+    pub(crate) fn check_invariants(&self) {
+        // The sid map and the slab agree, both ways.
+        for (sid, conn_ref) in &self.sids {
+            let conn = self
+                .conns
+                .get(conn_ref.key)
+                .unwrap_or_else(|| panic!("sid {sid} points to an empty slot"));
+            assert_eq!(
+                conn.generation, conn_ref.generation,
+                "sid {sid}: stale slot"
+            );
+            assert!(conn.registered, "sid {sid}: connection not registered");
+            assert_eq!(
+                conn.sid().map(|s| &**s),
+                Some(&**sid),
+                "sid {sid}: wrong connection"
+            );
+        }
+        let registered = self.conns.iter().filter(|(_, c)| c.registered).count();
+        assert_eq!(
+            registered,
+            self.sids.len(),
+            "registered connections missing from the map"
+        );
+        assert_eq!(self.workers.session_count(), self.sids.len());
+        // The connection counts add up.
+        assert_eq!(self.counted + self.refusing, self.conns.len());
+        assert!(self.counted <= self.config.max_connections);
+        assert_eq!(self.workers.connection_count(), self.counted);
+        // Memory per connection is bounded: the queue can exceed the mark by at most one
+        // message (accepted while under it) plus the control frames and HTTP answers after.
+        let bound = self.config.max_queued_bytes + self.config.session.max_message_size + 64 * 1024;
+        for (key, conn) in &self.conns {
+            assert!(
+                conn.queue.len() <= bound,
+                "connection {key}: {} bytes queued",
+                conn.queue.len()
+            );
+            // Every live connection has a deadline queued.
+            assert!(conn.timer_at.is_some(), "connection {key} has no deadline");
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! The loop's input side: bytes from a connection, through its phase, to the handler.
+//!
+//! Owns: reading a connection (with a budget, and backpressure), feeding the request parser
+//! or the session, the upgrade (accept, route, claim the sid, answer permessage-deflate,
+//! open the session, replace an older one with the same sid), and handing session events to
+//! the handler in order. Must not: flush write queues (`output.rs` does; the one exception is
+//! the last chance at end of input) or decide deadlines; a request that is not an upgrade
+//! goes to `http_fallback.rs`.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use crate::close::CloseCode;
+use crate::handshake::{self, Request};
+use crate::session::{Event, Role, Session};
+
+use super::connection::Phase;
+use super::core::Core;
+use super::handler::{CloseReason, Context, Handler};
+use super::http::status_response;
+use super::timer::ConnRef;
+use super::transport::Reactor;
+
+/// Reads from one connection per readiness event before others get a turn.
+const READ_BUDGET: usize = 16;
+
+impl<R: Reactor> Core<R> {
+    /// Read until the socket is empty, the budget is spent, or the connection ends.
+    ///
+    /// A read shorter than the buffer means the socket was empty a moment ago, and new data
+    /// raises a new readiness event; so unless `drain` is set, the loop stops there instead
+    /// of paying one more `recv` just to see `WouldBlock` (a syscall per message on a
+    /// request/response connection). `drain` is set when that event will not come: the
+    /// event also reported the peer's FIN or an error, or reading resumes after a pause.
+    pub(super) fn read<H: Handler>(
+        &mut self,
+        handler: &mut H,
+        key: usize,
+        buf: &mut [u8],
+        drain: bool,
+    ) {
+        let max_queued = self.config.max_queued_bytes;
+        for _ in 0..READ_BUDGET {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            if conn.queue.len() >= max_queued {
+                // Backpressure: what the client sends waits in the kernel until it has read
+                // what we owe it; `flush` resumes reading once the queue is below the mark.
+                conn.read_paused = true;
+                return;
+            }
+            let n = match conn.socket.read(buf) {
+                Ok(0) => {
+                    self.on_eof(handler, key);
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("read from {} failed: {e}", conn.peer);
+                    conn.set_reason(CloseReason::Io(e.kind()));
+                    self.remove(handler, key);
+                    return;
+                }
+            };
+            conn.last_read = self.now;
+            conn.ping_sent_at = None;
+            self.on_data(handler, key, &buf[..n]);
+            if n < buf.len() && !drain {
+                return;
+            }
+        }
+        if let Some(conn) = self.conns.get(key) {
+            let generation = conn.generation;
+            self.read_again.push(ConnRef { key, generation });
+        }
+    }
+
+    pub(super) fn on_data<H: Handler>(&mut self, handler: &mut H, key: usize, data: &[u8]) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        match &mut conn.phase {
+            Phase::Handshake(parser) => match parser.push(data) {
+                Ok(None) => {}
+                Ok(Some((request, used))) => {
+                    self.on_request_head(handler, key, request, &data[used..]);
+                }
+                Err(e) => {
+                    log::info!("bad request from {}: {e}", conn.peer);
+                    self.respond(key, e.response());
+                }
+            },
+            Phase::HttpBody { request, body } => {
+                let need = request.content_length().unwrap_or(0);
+                let take = (need - body.len()).min(data.len());
+                body.extend_from_slice(&data[..take]);
+                if body.len() == need {
+                    self.finish_http(handler, key);
+                }
+            }
+            Phase::WebSocket { session, .. } => {
+                let result = session.receive_with_spare(data, &mut self.spare);
+                // The message deadline runs from the first byte of an unfinished message.
+                if !session.is_mid_message() {
+                    conn.message_since = None;
+                } else if conn.message_since.is_none() {
+                    conn.message_since = Some(self.now);
+                }
+                if let Err(e) = result {
+                    log::info!("protocol error from {}: {e}", conn.peer);
+                    conn.set_reason(CloseReason::ProtocolError(e));
+                }
+                self.dispatch(handler, key);
+            }
+            // Flushing a final answer or draining before close: input no longer matters.
+            Phase::Done => {}
+        }
+        self.touch(key);
+    }
+
+    fn on_eof<H: Handler>(&mut self, handler: &mut H, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if let Some(session) = conn.session_mut() {
+            session.receive_eof();
+        }
+        // Last chance for what is queued (the peer may only have half-closed).
+        let _ = conn.queue.flush(&mut conn.socket, &mut self.spare);
+        self.remove(handler, key);
+    }
+
+    fn on_request_head<H: Handler>(
+        &mut self,
+        handler: &mut H,
+        key: usize,
+        request: Request,
+        rest: &[u8],
+    ) {
+        let attempt = request.is_websocket_upgrade()
+            || request.header("sec-websocket-key").is_some()
+            || request.header("sec-websocket-version").is_some();
+        if !attempt {
+            return self.start_http(handler, key, request, rest);
+        }
+        let peer = self.conns[key].peer;
+        let accepted = match handshake::accept(&request) {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                log::info!("handshake from {peer} refused: {e}");
+                return self.respond(key, e.response());
+            }
+        };
+        let sid = match self.config.route.sid(&request) {
+            Ok(sid) => sid,
+            Err(status) => {
+                log::info!(
+                    "upgrade to {} from {peer} refused: {status}",
+                    request.path()
+                );
+                return self.respond(key, status_response(status));
+            }
+        };
+        if self.shutdown_deadline.is_some() {
+            return self.respond(key, status_response(503));
+        }
+        let sid: Arc<str> = Arc::from(sid);
+        if !self.claim_or_hand_over(key, &sid, &request, rest) {
+            return;
+        }
+        let supported: Vec<&str> = self.config.protocols.iter().map(String::as_str).collect();
+        let protocol = accepted.select_protocol(&supported);
+        let mut session = Session::new(Role::Server, self.config.session);
+        let extensions = self.deflate_answer(&accepted, &mut session);
+        let response = accepted.response_with(protocol, extensions.as_deref());
+        let conn = &mut self.conns[key];
+        conn.queue.push_copy(&response);
+        conn.phase = Phase::WebSocket {
+            session,
+            sid: sid.clone(),
+        };
+        self.register(handler, key, sid);
+        // A client may send its first frames in the same packet as the request (§4.1 lets
+        // it send as soon as it has the 101; a pipelining client sends earlier).
+        if !rest.is_empty() {
+            self.on_data(handler, key, rest);
+        }
+        self.mark_dirty(key);
+    }
+
+    /// RFC 7692: answer the client's permessage-deflate offers when configured to, turning
+    /// compression on in `session`; the `Sec-WebSocket-Extensions` value for the `101`, or
+    /// `None` when not configured or every offer was declined.
+    #[cfg(feature = "deflate")]
+    fn deflate_answer(
+        &self,
+        accepted: &handshake::Accept,
+        session: &mut Session,
+    ) -> Option<String> {
+        let config = self.config.deflate.as_ref()?;
+        let offers = accepted.offered_extensions().iter().map(String::as_str);
+        let (negotiated, header) = crate::deflate::negotiate::answer(offers, config)?;
+        session.set_deflate(negotiated, config);
+        Some(header)
+    }
+
+    /// Without the `deflate` feature no extension is ever accepted.
+    #[cfg(not(feature = "deflate"))]
+    fn deflate_answer(
+        &self,
+        _accepted: &handshake::Accept,
+        _session: &mut Session,
+    ) -> Option<String> {
+        None
+    }
+
+    /// Make `key` the session for its sid, replacing an older connection with the same sid.
+    fn register<H: Handler>(&mut self, handler: &mut H, key: usize, sid: Arc<str>) {
+        if let Some(old) = self.sids.get(&sid).copied() {
+            if let Some(conn) = self.conns.get_mut(old.key) {
+                log::info!(
+                    "close {sid} ({}): replaced by a newer connection",
+                    conn.peer
+                );
+                conn.registered = false;
+                conn.set_reason(CloseReason::Replaced);
+                if let Some(session) = conn.session_mut() {
+                    let _ = session.close(CloseCode::Private(4000), "replaced");
+                }
+                self.sids.remove(&sid);
+                self.touch(old.key);
+                // The old session ends for the application before the new one begins.
+                handler.on_close(&mut Context::new(self), &sid, &CloseReason::Replaced);
+            }
+        }
+        let conn = &mut self.conns[key];
+        conn.registered = true;
+        let generation = conn.generation;
+        log::info!("open {sid} ({})", conn.peer);
+        self.sids.insert(sid.clone(), ConnRef { key, generation });
+        self.report_counts();
+        handler.on_open(&mut Context::new(self), &sid);
+    }
+
+    /// Hand the session's events to the handler, in order.
+    fn dispatch<H: Handler>(&mut self, handler: &mut H, key: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            let Phase::WebSocket { session, sid } = &mut conn.phase else {
+                return;
+            };
+            let Some(event) = session.next_event() else {
+                return;
+            };
+            let sid = sid.clone();
+            // Replies written by taking the event (Pong, Close) go out before anything the
+            // handler sends in answer to it.
+            conn.take_session_output();
+            match event {
+                Event::Message(message) => {
+                    log::debug!("message from {sid}: {} bytes", message.len());
+                    if conn.registered {
+                        handler.on_message(&mut Context::new(self), &sid, message);
+                    }
+                }
+                Event::Ping(_) | Event::Pong(_) => {}
+                Event::Close(close) => {
+                    log::debug!("close from {sid}: {} {:?}", close.code, close.reason);
+                    conn.set_reason(CloseReason::ByClient(close));
+                }
+            }
+        }
+    }
+}

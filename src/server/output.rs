@@ -1,0 +1,286 @@
+//! The loop's output side: what goes to connections, and when it is written.
+//!
+//! Owns: queueing (a message, a broadcast's shared frame, a close), the high-water mark and
+//! closing clients that do not read, flushing write queues (one `writev` per connection per
+//! step, WRITABLE interest only while bytes wait, closing TCP once everything is out), and
+//! the [`Ops`] a handler's `Context` calls. Must not: read from sockets, or call the handler
+//! other than through `remove` (its `on_close`).
+
+use std::sync::Arc;
+
+use crate::close::CloseCode;
+use crate::session::Message;
+
+use super::connection::Phase;
+use super::core::Core;
+use super::handle::Handle;
+use super::handler::{CloseReason, Handler, Ops, SendStatus};
+use super::timer::ConnRef;
+use super::transport::Reactor;
+use super::workers::Command;
+
+impl<R: Reactor> Core<R> {
+    /// After any change to a connection: collect the session's output, note whether our
+    /// Close went out, schedule its next deadline, and flush it at the end of the step.
+    pub(super) fn touch(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.take_session_output();
+        if conn.closing_since.is_none() {
+            if let Phase::WebSocket { session, .. } = &conn.phase {
+                if session.close_sent().is_some() {
+                    conn.closing_since = Some(self.now);
+                }
+            }
+        }
+        self.schedule(key);
+        self.mark_dirty(key);
+    }
+
+    pub(super) fn flush_dirty<H: Handler>(&mut self, handler: &mut H) {
+        while let Some(key) = self.dirty.pop() {
+            self.flush(handler, key);
+        }
+    }
+
+    fn flush<H: Handler>(&mut self, handler: &mut H, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let flushed = conn.queue.flush(&mut conn.socket, &mut self.spare);
+        if self
+            .spare
+            .as_ref()
+            .is_some_and(|s| s.capacity() > self.config.session.max_message_size)
+        {
+            self.spare = None; // never keep more than one message's worth
+        }
+        if conn.read_paused && conn.queue.len() < self.config.max_queued_bytes {
+            // Below the mark again: read what the client sent meanwhile.
+            conn.read_paused = false;
+            let generation = conn.generation;
+            self.read_again.push(ConnRef { key, generation });
+        }
+        match flushed {
+            Ok(true) => {
+                if conn.writable_interest {
+                    conn.writable_interest = false;
+                    self.reactor.set_writable(&mut conn.socket, key, false);
+                }
+                let finished = match &conn.phase {
+                    Phase::WebSocket { session, .. } => session.should_close_tcp(),
+                    Phase::Done => true,
+                    _ => false,
+                };
+                // RFC 6455 §7.1.1: after both Close frames the server closes TCP first. The
+                // client sends nothing after its Close (§5.5.1), so nothing unread can turn
+                // our Close into a reset: close at once.
+                let handshake_done = matches!(&conn.phase, Phase::WebSocket { session, .. }
+                    if session.close_handshake_done());
+                if handshake_done {
+                    return self.remove(handler, key);
+                }
+                if finished && !conn.draining {
+                    // Any other end (an HTTP answer, a failed connection): close our side,
+                    // then wait (bounded) for the peer's FIN, so that unread bytes never turn
+                    // our last frame into a reset.
+                    conn.draining = true;
+                    conn.closing_since = Some(self.now);
+                    if self.reactor.shutdown_write(&mut conn.socket).is_err() {
+                        return self.remove(handler, key);
+                    }
+                    self.schedule(key);
+                }
+            }
+            Ok(false) => {
+                if !conn.writable_interest {
+                    conn.writable_interest = true;
+                    self.reactor.set_writable(&mut conn.socket, key, true);
+                }
+            }
+            Err(e) => {
+                log::debug!("write to {} failed: {e}", conn.peer);
+                conn.queue.clear();
+                conn.set_reason(CloseReason::Io(e.kind()));
+                self.remove(handler, key);
+            }
+        }
+    }
+
+    /// Queue `message` on the connection at `key`.
+    fn send_on(&mut self, key: usize, message: Message) -> SendStatus {
+        if self.over_mark(key) {
+            self.close_slow(key);
+            return SendStatus::QueueFull;
+        }
+        let Some(conn) = self.conns.get_mut(key) else {
+            return SendStatus::NoSuchSession;
+        };
+        let Some(session) = conn.session_mut() else {
+            return SendStatus::NoSuchSession;
+        };
+        // Compressed when permessage-deflate is on for this session, else the message's own
+        // bytes, not copied.
+        match session.frame_message(message) {
+            Ok((header, payload)) => {
+                conn.queue.push_frame(header, payload);
+                self.mark_dirty(key);
+                SendStatus::Queued
+            }
+            Err(_) => SendStatus::Closing,
+        }
+    }
+
+    /// Whether the connection's queue is at or over the high-water mark, after giving the
+    /// socket a chance to take some of it (the loop flushes only between events, and one
+    /// event may send many messages). A write error is left for the loop's flush to find.
+    fn over_mark(&mut self, key: usize) -> bool {
+        let max = self.config.max_queued_bytes;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        if conn.queue.len() < max {
+            return false;
+        }
+        let _ = conn.queue.flush(&mut conn.socket, &mut self.spare);
+        conn.queue.len() >= max
+    }
+
+    /// A client that does not read: close it (1008) behind what is already queued.
+    fn close_slow(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let queued = conn.queue.len();
+        if let Phase::WebSocket { session, sid } = &mut conn.phase {
+            if session
+                .close(CloseCode::PolicyViolation, "write queue full")
+                .is_ok()
+            {
+                log::warn!("{sid}: {queued} bytes queued, over the high-water mark; closing");
+            }
+        }
+        conn.set_reason(CloseReason::WriteQueueFull);
+        self.touch(key);
+    }
+
+    /// Broadcast to this loop's sessions.
+    pub(super) fn broadcast_here(&mut self, frame: &Arc<[u8]>) -> usize {
+        let mut queued = 0;
+        let mut slow = Vec::new();
+        let keys: Vec<usize> = self.sids.values().map(|c| c.key).collect();
+        for key in keys {
+            if self.over_mark(key) {
+                slow.push(key);
+                continue;
+            }
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            let Phase::WebSocket { session, .. } = &conn.phase else {
+                continue;
+            };
+            if session.can_send() {
+                conn.queue.push_shared(frame.clone());
+                self.dirty.push(key);
+                queued += 1;
+            }
+        }
+        for key in slow {
+            self.close_slow(key);
+        }
+        log::debug!(
+            "broadcast a {}-byte frame to {queued} sessions",
+            frame.len()
+        );
+        queued
+    }
+
+    fn close_here(&mut self, sid: &str, code: CloseCode, reason: &str) -> bool {
+        let Some(key) = self.lookup(sid) else {
+            return false;
+        };
+        let conn = &mut self.conns[key];
+        let Some(session) = conn.session_mut() else {
+            return false;
+        };
+        if session.close(code, reason).is_err() {
+            return false;
+        }
+        conn.set_reason(CloseReason::ByServer {
+            close: crate::close::CloseFrame::new(code, reason),
+            answered: false,
+        });
+        self.touch(key);
+        true
+    }
+}
+
+/// What a handler's [`Context`] can do, on any transport.
+impl<R: Reactor> Ops for Core<R> {
+    fn send_to_sid(&mut self, sid: &str, message: Message) -> SendStatus {
+        match self.lookup(sid) {
+            Some(key) => self.send_on(key, message),
+            None => match self.other_loop_of(sid) {
+                Some(owner) => {
+                    let command = Command::Send(sid.to_string(), message);
+                    match self.workers.push_to(owner, command) {
+                        Ok(()) => SendStatus::Forwarded,
+                        Err(_) => SendStatus::NoSuchSession,
+                    }
+                }
+                None => SendStatus::NoSuchSession,
+            },
+        }
+    }
+
+    fn broadcast(&mut self, message: &Message) -> usize {
+        // Encoded once: the other loops get the same frame.
+        let frame: Arc<[u8]> = Arc::from(message.to_server_frame());
+        for other in (0..self.workers.loop_count()).filter(|&i| i != self.index) {
+            if let Err(e) = self
+                .workers
+                .push_to(other, Command::Broadcast(frame.clone()))
+            {
+                log::warn!("broadcast not passed to loop {other}: {e}");
+            }
+        }
+        self.broadcast_here(&frame)
+    }
+
+    fn close_sid(&mut self, sid: &str, code: CloseCode, reason: &str) -> bool {
+        if self.lookup(sid).is_none() {
+            if let Some(owner) = self.other_loop_of(sid) {
+                let command = Command::Close(sid.to_string(), code, reason.to_string());
+                return self.workers.push_to(owner, command).is_ok();
+            }
+        }
+        self.close_here(sid, code, reason)
+    }
+
+    fn is_open(&self, sid: &str) -> bool {
+        self.sids.contains_key(sid) || self.other_loop_of(sid).is_some()
+    }
+
+    fn sids(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        Box::new(self.sids.keys().map(|s| &**s))
+    }
+
+    fn session_count(&self) -> usize {
+        if self.workers.loop_count() == 1 {
+            self.sids.len()
+        } else {
+            self.workers.session_count()
+        }
+    }
+
+    fn handle(&self) -> Handle {
+        Core::handle(self)
+    }
+
+    fn begin_shutdown(&mut self) {
+        self.workers.begin_shutdown();
+        self.shutdown_here();
+    }
+}

@@ -1,0 +1,296 @@
+//! What the loops of one server share: each loop's command queue, waker and counters, and the
+//! directory of which loop holds which sid.
+//!
+//! Owns: the plumbing between threads and loops behind `Handle` (queueing a [`Command`] and
+//! waking its loop, the stop protocol), the connection and session counts each loop
+//! reports, and the sid directory. Must not: touch connections or call the
+//! handler; the loops execute the commands (`handover.rs` holds the loop's side of a
+//! hand-over). Nothing here imports the loop's core.
+//!
+//! Several loops: each has its own queue and waker; a send or close for a sid goes to the loop
+//! that holds it (one directory lookup), a broadcast to every loop, a shutdown to every loop.
+//! Loops use the same queues to pass each other connections and commands, so the only lock a
+//! loop takes besides its queue's is the directory's, when a session opens or closes, or when
+//! a handler addresses a sid that is not on its own loop.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::ThreadId;
+
+use crate::close::CloseCode;
+use crate::session::Message;
+
+/// How many commands may wait for a loop before [`Handle`](struct.Handle.html) methods fail with
+/// [`HandleError::QueueFull`]: a bound on the memory a runaway producer can take.
+pub const COMMAND_QUEUE_LIMIT: usize = 65_536;
+
+/// Why a command was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandleError {
+    /// The server has stopped; nothing will execute the command.
+    Stopped,
+    /// The loop is too far behind ([`COMMAND_QUEUE_LIMIT`] commands waiting).
+    QueueFull,
+}
+
+impl fmt::Display for HandleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HandleError::Stopped => "the server has stopped",
+            HandleError::QueueFull => "the server's command queue is full",
+        })
+    }
+}
+
+impl std::error::Error for HandleError {}
+
+/// A request from another thread (or another loop of the same server), executed by a loop.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Send(String, Message),
+    /// A broadcast's frame, encoded once by whoever broadcast and shared by every loop.
+    Broadcast(Arc<[u8]>),
+    Close(String, CloseCode, String),
+    Shutdown,
+    /// A connection handed over by another loop of the same server: by the accepting loop,
+    /// to balance the loops, or by the loop that read an upgrade for a sid this loop holds,
+    /// with the bytes it read so far. `hops` bounds how often one connection is passed on.
+    Adopt {
+        socket: mio::net::TcpStream,
+        peer: SocketAddr,
+        bytes: Vec<u8>,
+        hops: u8,
+    },
+}
+
+/// What other threads share with one event loop.
+struct Loop {
+    commands: Mutex<Vec<Command>>,
+    waker: mio::Waker,
+    stopped: AtomicBool,
+    /// Open sessions and live connections on this loop, as the loop last reported them.
+    sessions: AtomicUsize,
+    connections: AtomicUsize,
+    thread: Mutex<Option<ThreadId>>,
+}
+
+/// What the handles and the loops of one server share.
+pub(crate) struct Workers {
+    loops: Vec<Loop>,
+    /// With several loops: which loop holds each open sid. Touched when a session opens or
+    /// closes and by sends addressed to a sid on another loop, never per message on a
+    /// loop's own sessions.
+    directory: Mutex<HashMap<Arc<str>, usize>>,
+    stopping: AtomicBool,
+    /// How many loops have stopped.
+    stopped: Mutex<usize>,
+    stopped_cond: Condvar,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic on another thread while holding the lock leaves the data consistent for our
+    // uses (plain pushes and inserts), so a poisoned lock is still used.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Workers {
+    /// The shared state of the loops woken by `wakers`, one per loop, in loop order.
+    pub(crate) fn new(wakers: Vec<mio::Waker>) -> Workers {
+        let loops = wakers
+            .into_iter()
+            .map(|waker| Loop {
+                commands: Mutex::new(Vec::new()),
+                waker,
+                stopped: AtomicBool::new(false),
+                sessions: AtomicUsize::new(0),
+                connections: AtomicUsize::new(0),
+                thread: Mutex::new(None),
+            })
+            .collect();
+        Workers {
+            loops,
+            directory: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
+            stopped: Mutex::new(0),
+            stopped_cond: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn loop_count(&self) -> usize {
+        self.loops.len()
+    }
+
+    // ----- Commands ----------------------------------------------------------------------
+
+    /// Queue `command` for loop `index` and wake it.
+    pub(crate) fn push_to(&self, index: usize, command: Command) -> Result<(), HandleError> {
+        let target = &self.loops[index];
+        {
+            let mut queue = lock(&target.commands);
+            // Checked under the lock `mark_stopped` clears the queue under, so nothing is
+            // queued for a loop that will never read it.
+            if target.stopped.load(Ordering::Acquire) {
+                return Err(HandleError::Stopped);
+            }
+            if queue.len() >= COMMAND_QUEUE_LIMIT {
+                return Err(HandleError::QueueFull);
+            }
+            queue.push(command);
+        }
+        // A wake-up on a loop that has already stopped is harmless.
+        let _ = target.waker.wake();
+        Ok(())
+    }
+
+    /// Loop `index` takes what is queued for it (swapped with `into`, which should be empty).
+    pub(crate) fn take_commands(&self, index: usize, into: &mut Vec<Command>) {
+        std::mem::swap(&mut *lock(&self.loops[index].commands), into);
+    }
+
+    // ----- Counts ------------------------------------------------------------------------
+
+    pub(crate) fn set_session_count(&self, index: usize, sessions: usize) {
+        self.loops[index]
+            .sessions
+            .store(sessions, Ordering::Relaxed);
+    }
+
+    /// Sessions open on all loops, as last reported.
+    pub(crate) fn session_count(&self) -> usize {
+        self.loops
+            .iter()
+            .map(|l| l.sessions.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The loop with the fewest connections (the first of equals).
+    pub(crate) fn least_loaded(&self) -> usize {
+        let loops = &self.loops;
+        (0..loops.len())
+            .min_by_key(|&i| loops[i].connections.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    /// An admitted connection is now loop `index`'s: accepted there, or on its way there (counted
+    /// before it arrives, so that the balance sees it at once).
+    pub(crate) fn add_connection(&self, index: usize) {
+        self.loops[index]
+            .connections
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Loop `index` closed a connection, handed it on, or could not take it.
+    pub(crate) fn remove_connection(&self, index: usize) {
+        let connections = &self.loops[index].connections;
+        // Saturating: the count of a loop that stopped was reset to 0.
+        let _ = connections.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            Some(n.saturating_sub(1))
+        });
+    }
+
+    /// Connections on all loops, as last reported.
+    pub(crate) fn connection_count(&self) -> usize {
+        self.loops
+            .iter()
+            .map(|l| l.connections.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    // ----- The sid directory -------------------------------------------------------------
+
+    /// Record that loop `index` is opening a session for `sid`, unless another loop holds
+    /// it: then `Err` with that loop, which must take the connection so that the
+    /// replacement of the old session happens in one place, in order.
+    pub(crate) fn claim(&self, sid: &Arc<str>, index: usize) -> Result<(), usize> {
+        let mut directory = lock(&self.directory);
+        match directory.get(sid) {
+            Some(&owner) if owner != index => Err(owner),
+            Some(_) => Ok(()),
+            None => {
+                directory.insert(sid.clone(), index);
+                Ok(())
+            }
+        }
+    }
+
+    /// Loop `index` no longer holds `sid`.
+    pub(crate) fn release(&self, sid: &str, index: usize) {
+        let mut directory = lock(&self.directory);
+        if directory.get(sid) == Some(&index) {
+            directory.remove(sid);
+        }
+    }
+
+    /// The loop that holds `sid`, if any.
+    pub(crate) fn owner(&self, sid: &str) -> Option<usize> {
+        lock(&self.directory).get(sid).copied()
+    }
+
+    /// The loop that holds `sid`, or the first loop when no loop does (it logs that the
+    /// session is not there).
+    pub(crate) fn loop_of(&self, sid: &str) -> usize {
+        if self.loops.len() == 1 {
+            return 0;
+        }
+        self.owner(sid).unwrap_or(0)
+    }
+
+    // ----- Starting and stopping ---------------------------------------------------------
+
+    pub(crate) fn set_loop_thread(&self, index: usize) {
+        *lock(&self.loops[index].thread) = Some(std::thread::current().id());
+    }
+
+    /// Whether the calling thread runs one of the loops.
+    pub(crate) fn on_loop_thread(&self) -> bool {
+        let me = Some(std::thread::current().id());
+        self.loops.iter().any(|l| *lock(&l.thread) == me)
+    }
+
+    /// Tell every loop to shut down, without waiting.
+    pub(crate) fn begin_shutdown(&self) {
+        if !self.stopping.swap(true, Ordering::SeqCst) {
+            for index in 0..self.loops.len() {
+                let _ = self.push_to(index, Command::Shutdown);
+            }
+        }
+    }
+
+    /// Block until every loop has stopped.
+    pub(crate) fn wait_stopped(&self) {
+        let mut stopped = lock(&self.stopped);
+        while *stopped < self.loops.len() {
+            stopped = self
+                .stopped_cond
+                .wait(stopped)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Whether every loop has stopped.
+    pub(crate) fn all_stopped(&self) -> bool {
+        *lock(&self.stopped) == self.loops.len()
+    }
+
+    pub(crate) fn mark_stopped(&self, index: usize) {
+        let l = &self.loops[index];
+        {
+            let mut queue = lock(&l.commands);
+            if l.stopped.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            queue.clear();
+        }
+        l.sessions.store(0, Ordering::Relaxed);
+        l.connections.store(0, Ordering::Relaxed);
+        // Its sids are gone with it (closed, or lost with a panicking loop): a reconnect is
+        // served by a loop that runs.
+        lock(&self.directory).retain(|_, owner| *owner != index);
+        let mut stopped = lock(&self.stopped);
+        *stopped += 1;
+        self.stopped_cond.notify_all();
+    }
+}
