@@ -29,6 +29,10 @@
 //! **Timeouts** surface as [`ClientError::Io`] with kind `WouldBlock` or `TimedOut`
 //! ([`ClientError::is_timeout`]); they leave the connection usable, and a message cut by one
 //! is continued by the next [`Client::recv`]. Every other I/O error ends the connection.
+//!
+//! [`Session`]: crate::session::Session
+//! [`Role::Client`]: crate::session::Role::Client
+//! [`ClientHandshake`]: crate::handshake::ClientHandshake
 
 mod builder;
 mod config;
