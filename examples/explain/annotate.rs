@@ -796,7 +796,9 @@ impl Annotator {
                 );
                 para(
                     out,
-                    &format!("    (wsloop: ClientHandshakeError::{e:?}, in src/handshake/client.rs)"),
+                    &format!(
+                        "    (wsloop: ClientHandshakeError::{e:?}, in src/handshake/client.rs)"
+                    ),
                 );
                 self.phase = Phase::Body;
             }

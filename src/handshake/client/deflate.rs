@@ -55,7 +55,8 @@ mod tests {
 
     use super::*;
     use crate::deflate::negotiate::NegotiationError;
-    use crate::handshake::{accept, Limits, Request, RequestParser};
+    use crate::handshake::http::Limits;
+    use crate::handshake::server::{accept, Request, RequestParser};
 
     fn parse(bytes: &[u8]) -> Request {
         let mut parser = RequestParser::new(Limits::default());

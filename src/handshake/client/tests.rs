@@ -2,9 +2,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::*;
-use crate::handshake::{accept, Limits, Request, RequestParser, Url};
+use crate::handshake::http::Limits;
+use crate::handshake::server::{accept, HandshakeError, Request, RequestParser};
 
-fn parse(bytes: &[u8]) -> Result<Request, crate::handshake::HandshakeError> {
+fn parse(bytes: &[u8]) -> Result<Request, HandshakeError> {
     let mut parser = RequestParser::new(Limits::default());
     parser.push(bytes).map(|r| r.expect("complete").0)
 }
