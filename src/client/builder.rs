@@ -8,8 +8,6 @@ use std::time::Duration;
 use super::config::ClientConfig;
 use super::connection::Client;
 use super::error::ClientError;
-#[cfg(feature = "deflate")]
-use crate::deflate::DeflateConfig;
 use crate::session::SessionLimits;
 
 impl Client {
@@ -79,7 +77,7 @@ impl ClientBuilder {
     /// Offer permessage-deflate with `config` (feature `deflate`); see
     /// [`ClientConfig::deflate`].
     #[cfg(feature = "deflate")]
-    pub fn deflate(mut self, config: DeflateConfig) -> Self {
+    pub fn deflate(mut self, config: crate::deflate::DeflateConfig) -> Self {
         self.config.deflate = Some(config);
         self
     }

@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-#[cfg(feature = "deflate")]
-use crate::deflate::DeflateConfig;
 use crate::session::SessionLimits;
 
 /// Everything a [`Client`] can be configured with.
@@ -43,7 +41,7 @@ pub struct ClientConfig {
     /// [`Client::deflate`]: super::Client::deflate
     /// [`ClientHandshakeError::Deflate`]: crate::handshake::ClientHandshakeError::Deflate
     #[cfg(feature = "deflate")]
-    pub deflate: Option<DeflateConfig>,
+    pub deflate: Option<crate::deflate::DeflateConfig>,
 }
 
 impl Default for ClientConfig {

@@ -12,8 +12,6 @@ use std::time::{Duration, Instant};
 use super::config::ClientConfig;
 use super::error::{is_timeout, ClientError};
 use crate::close::{CloseCode, CloseFrame};
-#[cfg(feature = "deflate")]
-use crate::deflate::Negotiated;
 use crate::error::ProtocolError;
 use crate::handshake::{ClientHandshake, Url};
 use crate::mask::KeyGenerator;
@@ -186,7 +184,7 @@ impl Client {
     /// The permessage-deflate parameters agreed with the server (feature `deflate`); `None`
     /// when not offered or declined, and the connection is then not compressed.
     #[cfg(feature = "deflate")]
-    pub fn deflate(&self) -> Option<Negotiated> {
+    pub fn deflate(&self) -> Option<crate::deflate::Negotiated> {
         self.session.deflate().copied()
     }
 
