@@ -2,6 +2,7 @@
 //! that arrives.
 //!
 //!     cargo run --example client -- ws://127.0.0.1:8080/ws/alice
+//!     cargo run --example client -- --help
 //!
 //! The `Client` is blocking and is not split into a reading and a writing half, so one thread
 //! owns it. A second thread reads stdin and hands each line over a channel. The client reads
@@ -20,11 +21,20 @@ use std::time::Duration;
 use wsloop::client::{Client, ClientError};
 use wsloop::{CloseCode, Message};
 
+const USAGE: &str = "usage: client [URL]
+
+Sends each line typed on stdin as a text message and prints each message that arrives.
+URL defaults to ws://127.0.0.1:8080/ws/alice. End of input (Ctrl-D) closes with 1000.
+Set RUST_LOG=debug to see the connection's log.";
+
 fn main() -> ExitCode {
     env_logger::init();
-    let url = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "ws://127.0.0.1:8080/ws/alice".into());
+    let arg = std::env::args().nth(1);
+    if matches!(arg.as_deref(), Some("-h" | "--help")) {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let url = arg.unwrap_or_else(|| "ws://127.0.0.1:8080/ws/alice".into());
     match run(&url) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -655,7 +655,7 @@ impl Annotator {
             Ok(accepted) => {
                 para(
                     out,
-                    "  ✓ a valid opening handshake (handshake::accept in src/handshake.rs)",
+                    "  ✓ a valid opening handshake (handshake::accept in src/handshake/server.rs)",
                 );
                 if !accepted.offered_protocols().is_empty() {
                     para(
@@ -700,7 +700,7 @@ impl Annotator {
         para(
             out,
             &format!(
-                "    (wsloop: HandshakeError::{e:?}, \"{}\", in src/handshake.rs)",
+                "    (wsloop: HandshakeError::{e:?}, \"{}\", in src/handshake/server.rs)",
                 e.reason()
             ),
         );
@@ -779,7 +779,7 @@ impl Annotator {
             Some(Ok(())) => {
                 para(
                     out,
-                    "  ✓ the client accepts it (handshake::ClientHandshake in src/handshake.rs): \
+                    "  ✓ the client accepts it (handshake::ClientHandshake in src/handshake/client.rs): \
                      the connection is open, and frames follow",
                 );
                 self.from = Some(Sender::Server);
@@ -796,7 +796,9 @@ impl Annotator {
                 );
                 para(
                     out,
-                    &format!("    (wsloop: ClientHandshakeError::{e:?}, in src/handshake.rs)"),
+                    &format!(
+                        "    (wsloop: ClientHandshakeError::{e:?}, in src/handshake/client.rs)"
+                    ),
                 );
                 self.phase = Phase::Body;
             }

@@ -539,6 +539,28 @@ pub fn check_response(value: &str, config: &DeflateConfig) -> Result<Negotiated,
     })
 }
 
+/// [`check_response`] for the offer as sent: the client's handshake keeps the header value
+/// of its [`offer`], and the parameters it asked for are read back from it.
+pub(crate) fn check_answer(offer: &str, answer: &str) -> Result<Negotiated, NegotiationError> {
+    let offered = match parse(offer)?.as_slice() {
+        [one] => read_params(&one.params)?,
+        more => return Err(NegotiationError::ExpectedOneExtension(more.len())),
+    };
+    let config = DeflateConfig {
+        server_no_context_takeover: offered.server_no_context_takeover,
+        client_no_context_takeover: offered.client_no_context_takeover,
+        server_max_window_bits: offered
+            .server_max_window_bits
+            .unwrap_or(DEFAULT_WINDOW_BITS),
+        client_max_window_bits: match offered.client_max_window_bits {
+            ClientWindow::Bits(bits) => bits,
+            ClientWindow::Absent | ClientWindow::NoValue => DEFAULT_WINDOW_BITS,
+        },
+        ..DeflateConfig::default()
+    };
+    check_response(answer, &config)
+}
+
 // ----- Errors --------------------------------------------------------------------------------
 
 /// Why an offer was declined (server) or an answer refused (client).
@@ -1257,6 +1279,46 @@ mod tests {
             check("permessage-deflate;"),
             Err(NegotiationError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn an_answer_checked_against_the_offer_sent_is_checked_against_its_config() {
+        let configs = [
+            default_config(),
+            strict_config(),
+            DeflateConfig {
+                server_max_window_bits: 12,
+                client_max_window_bits: 10,
+                ..default_config()
+            },
+            DeflateConfig {
+                server_max_window_bits: 3,
+                client_max_window_bits: 40,
+                server_no_context_takeover: true,
+                ..default_config()
+            },
+        ];
+        let answers = [
+            "permessage-deflate",
+            "permessage-deflate; server_no_context_takeover",
+            "permessage-deflate; client_no_context_takeover; client_max_window_bits=9",
+            "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8",
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=9",
+            "permessage-deflate; client_max_window_bits=12",
+            "permessage-deflate; client_max_window_bits",
+            "x-webkit-deflate-frame",
+            "permessage-deflate, permessage-deflate",
+            "permessage-deflate;",
+        ];
+        for config in &configs {
+            for answer in answers {
+                assert_eq!(
+                    check_answer(&offer(config), answer),
+                    check_response(answer, config),
+                    "{config:?} {answer}"
+                );
+            }
+        }
     }
 
     #[test]
