@@ -19,7 +19,7 @@
 use std::fmt::Write as _;
 
 use base64::Engine as _;
-use wsloop::close::{CloseCode, CloseFrame};
+use wsloop::close::{CloseCode, CloseFrame, InvalidClosePayload};
 use wsloop::error::ProtocolError;
 use wsloop::frame::{ControlOpcode, DataOpcode, Decoded, FrameHeader, LengthForm, Opcode};
 use wsloop::handshake::{
@@ -1279,21 +1279,21 @@ impl Annotator {
             }
             Err(e) => {
                 match e {
-                    ProtocolError::InvalidCloseFrame => row(
+                    InvalidClosePayload::OneByte => row(
                         out,
                         &hex(payload),
                         "code",
                         "",
                         "✗ one byte: a status code takes two (§5.5.1)",
                     ),
-                    ProtocolError::InvalidCloseCode(code) => row(
+                    InvalidClosePayload::Code(code) => row(
                         out,
                         &hex(&payload[..2]),
                         "code",
                         code,
                         "✗ not a code that may be sent (§7.4.1, §7.4.2)",
                     ),
-                    _ => row(
+                    InvalidClosePayload::Utf8 => row(
                         out,
                         "",
                         "reason",
@@ -1301,7 +1301,7 @@ impl Annotator {
                         "✗ not valid UTF-8 (§5.5.1, §8.1)",
                     ),
                 }
-                self.violation(out, sender, e);
+                self.violation(out, sender, e.into());
             }
         }
     }
