@@ -12,8 +12,9 @@
 //!    └────────────────────▶ CloseReceived ────────────────┘
 //!
 //!   Open, CloseSent ── violation, events pending ──▶ Failing ── events taken ──▶ Failed
-//!   any state ── violation with no event pending, or the caller fails ──▶ Failed
-//!                (Failing stays Failing: its Close still waits for the events)
+//!   Open, CloseSent ── violation, no event pending ──▶ Failed
+//!   any state but Failing ── the caller fails ──▶ Failed
+//!   (Failing stays Failing: its Close still waits for the events before the violation)
 //! ```
 //!
 //! Whether the TCP stream has ended is not a state of the handshake: it can end in any of
