@@ -116,7 +116,7 @@ impl KeyGenerator {
     }
 
     /// The next 64 unpredictable bits.
-    pub fn next_u64(&mut self) -> u64 {
+    fn next_u64(&mut self) -> u64 {
         use core::hash::{BuildHasher, Hasher};
         self.counter = self.counter.wrapping_add(1);
         let mut hasher = self.state.build_hasher();
