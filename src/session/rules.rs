@@ -119,3 +119,81 @@ pub fn check_header(header: &FrameHeader, receiver: &Receiver) -> Result<(), Pro
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receiver(rsv1_allowed: bool, message: Option<PartialMessage>) -> Receiver {
+        Receiver {
+            role: Role::Client,
+            limits: SessionLimits {
+                max_frame_size: 100,
+                max_message_size: 150,
+            },
+            rsv1_allowed,
+            message,
+        }
+    }
+
+    fn header(rsv: u8, opcode: Opcode, fin: bool, payload_len: u64) -> FrameHeader {
+        FrameHeader {
+            rsv,
+            ..FrameHeader::new(fin, opcode, payload_len)
+        }
+    }
+
+    const TEXT: Opcode = Opcode::Data(DataOpcode::Text);
+    const MORE: Opcode = Opcode::Data(DataOpcode::Continuation);
+
+    #[test]
+    fn rsv1_marks_only_the_first_frame_of_a_message_and_only_when_negotiated() {
+        let first = header(RSV1, TEXT, false, 10);
+        assert_eq!(check_header(&first, &receiver(true, None)), Ok(()));
+        assert_eq!(
+            check_header(&first, &receiver(false, None)),
+            Err(ProtocolError::ReservedBitsSet)
+        );
+        let partial = Some(PartialMessage {
+            len: 10,
+            compressed: true,
+        });
+        assert_eq!(
+            check_header(&header(RSV1, MORE, true, 10), &receiver(true, partial)),
+            Err(ProtocolError::ReservedBitsSet)
+        );
+        let ping = header(
+            RSV1,
+            Opcode::Control(crate::frame::ControlOpcode::Ping),
+            true,
+            0,
+        );
+        assert_eq!(
+            check_header(&ping, &receiver(true, None)),
+            Err(ProtocolError::ReservedBitsSet)
+        );
+    }
+
+    #[test]
+    fn a_compressed_message_is_measured_as_it_inflates_not_from_its_headers() {
+        let plain = Some(PartialMessage {
+            len: 100,
+            compressed: false,
+        });
+        let compressed = Some(PartialMessage {
+            len: 100,
+            compressed: true,
+        });
+        let last = header(0, MORE, true, 100);
+        assert_eq!(
+            check_header(&last, &receiver(true, plain)),
+            Err(ProtocolError::MessageTooLarge)
+        );
+        assert_eq!(check_header(&last, &receiver(true, compressed)), Ok(()));
+        // The frame limit applies to the compressed payload all the same.
+        assert_eq!(
+            check_header(&header(0, MORE, true, 101), &receiver(true, compressed)),
+            Err(ProtocolError::FrameTooLarge)
+        );
+    }
+}
