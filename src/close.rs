@@ -2,13 +2,13 @@
 //!
 //! Owns: the status-code type (named after the IANA "WebSocket Close Code Number Registry"),
 //! which codes may appear on the wire, and the parsing and building of a Close payload.
-//! Must not: decide when to close; that is the session's job.
+//! Must not: decide when to close; that is the session's job. Nor know the other protocol
+//! errors: a bad payload is an [`InvalidClosePayload`], which the `error` module turns into a
+//! `ProtocolError` (the dependency goes one way, from `error` to `close`).
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-
-use crate::error::ProtocolError;
 
 /// A close status code (§7.4.1, IANA registry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -128,16 +128,31 @@ impl fmt::Display for CloseCode {
 /// are the status code.
 pub const MAX_REASON_LEN: usize = 123;
 
+/// Why a received Close payload is invalid. Each case fails the connection; the matching
+/// `ProtocolError` is `InvalidCloseFrame`, `InvalidCloseCode`
+/// or `InvalidUtf8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidClosePayload {
+    /// §5.5.1: a body of exactly one byte (a status code takes two).
+    OneByte,
+    /// §7.4.1, §7.4.2: a status code that must not appear on the wire.
+    Code(u16),
+    /// §5.5.1, §8.1: a reason that is not UTF-8.
+    Utf8,
+}
+
 /// What a Close frame said: a status code and a UTF-8 reason.
 ///
 /// ```
-/// use wsloop::close::{close_payload, CloseFrame};
+/// use wsloop::close::{close_payload, CloseFrame, InvalidClosePayload};
 /// use wsloop::{CloseCode, ProtocolError};
 /// let payload = close_payload(CloseCode::GoingAway, "restart").unwrap();
 /// assert_eq!(&payload[..2], &1001u16.to_be_bytes());
 /// assert_eq!(CloseFrame::parse(&payload).unwrap().reason, "restart");
 /// // 1005 is for reporting only: receiving it is a protocol error (§7.4.1).
-/// assert_eq!(CloseFrame::parse(&1005u16.to_be_bytes()), Err(ProtocolError::InvalidCloseCode(1005)));
+/// let error = CloseFrame::parse(&1005u16.to_be_bytes()).unwrap_err();
+/// assert_eq!(error, InvalidClosePayload::Code(1005));
+/// assert_eq!(ProtocolError::from(error), ProtocolError::InvalidCloseCode(1005));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseFrame {
@@ -157,7 +172,7 @@ impl CloseFrame {
     }
 
     /// Parse the payload of a received Close frame (already unmasked).
-    pub fn parse(payload: &[u8]) -> Result<CloseFrame, ProtocolError> {
+    pub fn parse(payload: &[u8]) -> Result<CloseFrame, InvalidClosePayload> {
         match payload {
             // §5.5.1: the body is optional; no body means "no status code" (reported as 1005).
             [] => Ok(CloseFrame {
@@ -166,17 +181,16 @@ impl CloseFrame {
             }),
             // §5.5.1: if there is a body, its first two bytes are the status code, so a single
             // byte cannot be a valid body.
-            [_] => Err(ProtocolError::InvalidCloseFrame),
+            [_] => Err(InvalidClosePayload::OneByte),
             [hi, lo, reason @ ..] => {
                 let raw = u16::from_be_bytes([*hi, *lo]);
                 let code = CloseCode::from(raw);
                 // §7.4.1/§7.4.2: a code outside the sendable ranges is a protocol error.
                 if !code.is_sendable() {
-                    return Err(ProtocolError::InvalidCloseCode(raw));
+                    return Err(InvalidClosePayload::Code(raw));
                 }
                 // §5.5.1: the reason is UTF-8; §8.1: invalid UTF-8 fails the connection (1007).
-                let reason =
-                    core::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidUtf8)?;
+                let reason = core::str::from_utf8(reason).map_err(|_| InvalidClosePayload::Utf8)?;
                 Ok(CloseFrame {
                     code,
                     reason: String::from(reason),
@@ -206,7 +220,7 @@ pub fn close_payload(code: CloseCode, reason: &str) -> Option<Vec<u8>> {
 }
 
 /// `reason` cut to at most [`MAX_REASON_LEN`] bytes without splitting a character.
-pub fn truncate_reason(reason: &str) -> &str {
+fn truncate_reason(reason: &str) -> &str {
     if reason.len() <= MAX_REASON_LEN {
         return reason;
     }
@@ -241,7 +255,7 @@ mod tests {
     fn one_byte_payload_is_a_protocol_error() {
         assert_eq!(
             CloseFrame::parse(&[0x03]),
-            Err(ProtocolError::InvalidCloseFrame)
+            Err(InvalidClosePayload::OneByte)
         );
     }
 
@@ -251,7 +265,7 @@ mod tests {
             let payload = raw.to_be_bytes();
             assert_eq!(
                 CloseFrame::parse(&payload),
-                Err(ProtocolError::InvalidCloseCode(raw))
+                Err(InvalidClosePayload::Code(raw))
             );
         }
     }
@@ -260,7 +274,7 @@ mod tests {
     fn reason_must_be_utf8() {
         assert_eq!(
             CloseFrame::parse(&[0x03, 0xe8, 0xce, 0xba, 0xff]),
-            Err(ProtocolError::InvalidUtf8)
+            Err(InvalidClosePayload::Utf8)
         );
         let ok = CloseFrame::parse(&[0x03, 0xe8, 0xce, 0xba]).unwrap();
         assert_eq!(ok.code, CloseCode::NormalClosure);

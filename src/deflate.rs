@@ -1,7 +1,7 @@
 //! permessage-deflate (RFC 7692): compressing each message with DEFLATE (RFC 1951).
 //!
 //! Owns: the parameters both ends agree on ([`Negotiated`]), what this endpoint is willing to
-//! do ([`DeflateConfig`]), and the codec the [`Session`](crate::session::Session) uses to
+//! do ([`DeflateConfig`]), and the codec the session uses (through its adapter, `extensions.rs`) to
 //! compress what it sends and inflate what it receives (`Codec`, crate-private).
 //! Negotiation itself (parsing `Sec-WebSocket-Extensions`, answering or checking an offer)
 //! lives in [`negotiate`]. Must not: frame, mask or validate messages (the session does), or
@@ -33,7 +33,7 @@ use core::cell::RefCell;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 use crate::error::ProtocolError;
-use crate::session::Role;
+use crate::frame::Role;
 
 pub mod negotiate;
 
@@ -220,7 +220,7 @@ pub(crate) struct Codec {
     compressor: Option<Compress>,
     inflater: Option<Decompress>,
     /// The data message being read is compressed (RSV1 on its first frame).
-    pub(crate) receiving: bool,
+    receiving: bool,
     /// The compressed message being read has brought some payload so far.
     message_has_input: bool,
     /// The inflater met the end of a final block (BFINAL, which §7.2.3.4 allows a sender to
@@ -274,6 +274,17 @@ impl Codec {
 
     pub(crate) fn negotiated(&self) -> &Negotiated {
         &self.negotiated
+    }
+
+    /// A data message starts arriving; `compressed`: RSV1 was set on its first frame
+    /// (RFC 7692 §6).
+    pub(crate) fn start_message(&mut self, compressed: bool) {
+        self.receiving = compressed;
+    }
+
+    /// Whether the data message being read is compressed.
+    pub(crate) fn receiving(&self) -> bool {
+        self.receiving
     }
 
     /// Whether a message of `len` bytes is sent compressed.

@@ -5,7 +5,7 @@
 
 use core::fmt;
 
-use crate::close::CloseCode;
+use crate::close::{CloseCode, InvalidClosePayload};
 
 /// The peer broke the protocol; the session answers with a Close carrying
 /// [`ProtocolError::close_code`] and stops reading (§7.1.7 "Fail the WebSocket Connection").
@@ -82,6 +82,16 @@ impl ProtocolError {
     }
 }
 
+impl From<InvalidClosePayload> for ProtocolError {
+    fn from(error: InvalidClosePayload) -> Self {
+        match error {
+            InvalidClosePayload::OneByte => ProtocolError::InvalidCloseFrame,
+            InvalidClosePayload::Code(code) => ProtocolError::InvalidCloseCode(code),
+            InvalidClosePayload::Utf8 => ProtocolError::InvalidUtf8,
+        }
+    }
+}
+
 impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -118,5 +128,24 @@ mod tests {
             CloseCode::ProtocolError
         );
         assert!(ProtocolError::ReservedBitsSet.reason().len() <= crate::close::MAX_REASON_LEN);
+    }
+
+    #[test]
+    fn invalid_close_payloads_map_to_their_errors() {
+        let cases = [
+            (&[0x03][..], ProtocolError::InvalidCloseFrame),
+            (
+                &1005u16.to_be_bytes()[..],
+                ProtocolError::InvalidCloseCode(1005),
+            ),
+            (
+                &[0x03, 0xe8, 0xce, 0xba, 0xff][..],
+                ProtocolError::InvalidUtf8,
+            ),
+        ];
+        for (payload, error) in cases {
+            let parsed = crate::close::CloseFrame::parse(payload).map_err(ProtocolError::from);
+            assert_eq!(parsed, Err(error));
+        }
     }
 }

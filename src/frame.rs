@@ -2,6 +2,8 @@
 //!
 //! Owns: the bit layout of a frame header, decoding it incrementally from a slice and encoding
 //! it into a fixed 14-byte buffer, so that a payload never has to be copied to be framed.
+//! Also owns [`Role`], which end of a connection an endpoint is: it decides which frames are
+//! masked (§5.1).
 //! Must not: look at payloads, buffer anything, or judge whether a header is allowed in the
 //! current state (masking direction, RSV bits, fragmentation): that is the session's job.
 //!
@@ -21,6 +23,15 @@
 //! ```
 
 use crate::error::ProtocolError;
+
+/// Which end of the connection an endpoint is. It decides the masking rules (§5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Receives masked frames, sends unmasked ones.
+    Server,
+    /// Receives unmasked frames, sends masked ones.
+    Client,
+}
 
 /// Opcodes of data frames (§5.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,6 +116,10 @@ impl Opcode {
         matches!(self, Opcode::Data(_))
     }
 }
+
+/// RSV1 in [`FrameHeader::rsv`]: reserved (§5.2) unless an extension defines it, as
+/// permessage-deflate does for "this message is compressed" (RFC 7692 §6).
+pub const RSV1: u8 = 0b100;
 
 /// The largest header: 2 bytes, 8 bytes of extended length and a 4-byte masking key.
 pub const MAX_HEADER_LEN: usize = 14;

@@ -8,13 +8,14 @@
 //! | module | owns | RFC 6455 |
 //! |---|---|---|
 //! | [`handshake`] | the HTTP Upgrade, both sides; HTTP error responses | §4 |
-//! | [`frame`] | the frame header codec | §5.2 |
+//! | [`frame`] | the frame header codec; [`Role`] (who masks) | §5.1, §5.2 |
 //! | [`mask`] | XOR masking, client keys | §5.3, §10.3 |
 //! | [`utf8`] | incremental UTF-8 validation | §5.6, §8.1 |
 //! | [`close`] | close codes and Close payloads | §5.5.1, §7.4 |
 //! | [`error`] | protocol errors and the close code answering each | §7.4.1 |
-//! | [`session`] | the state machine: reading, fragmentation, control frames, closing | §5, §7 |
 //! | `deflate` | permessage-deflate: negotiation and the per-message codec (feature `deflate`, needs `std`) | RFC 7692 |
+//! | `extensions` (private) | the session's one view of the extensions, a no-op without `deflate` | RFC 7692 |
+//! | [`session`] | the state machine: reading, fragmentation, control frames, closing | §5, §7 |
 //!
 //! A module of the core may use the modules above it in this table, never the I/O layer.
 //! The core has no clock: timers (handshake, idle, close) belong to the I/O layer, which
@@ -36,6 +37,7 @@ pub mod close;
 #[cfg(feature = "deflate")]
 pub mod deflate;
 pub mod error;
+mod extensions;
 pub mod frame;
 pub mod handshake;
 pub mod mask;

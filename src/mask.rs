@@ -1,12 +1,14 @@
 //! Masking (RFC 6455 §5.3): XOR a payload with a 4-byte key.
 //!
 //! Owns: the XOR itself, resumable from any offset into the key, because payloads arrive in
-//! pieces; and (with `std`) the source of unpredictable client keys.
+//! pieces; what a source of client keys is ([`MaskKeys`]); and (with `std`) one such source
+//! backed by the operating system's randomness (`KeyGenerator`).
 //! Must not: allocate, or know anything about frames.
 //!
 //! The loop works on 8-byte words built from the key repeated twice; the compiler turns it into
 //! SIMD on long buffers. `benches/core.rs` compares it with the naive byte loop kept here as
-//! [`apply_mask_naive`], which the tests and the fuzz target use as the reference.
+//! `apply_mask_naive` (hidden from the docs), which the tests and the fuzz target use as the
+//! reference.
 
 /// XOR `buf` in place with `key`, starting at byte `offset` of the key (0..=3 are meaningful,
 /// larger values wrap). Returns the key offset for the byte that follows `buf`, so that the
@@ -51,12 +53,43 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) -> usize {
     next
 }
 
-/// The reference: one byte at a time, exactly as §5.3 states it.
+/// The reference: one byte at a time, exactly as §5.3 states it. For tests, benchmarks and
+/// fuzzing only.
+#[doc(hidden)]
 pub fn apply_mask_naive(buf: &mut [u8], key: [u8; 4], offset: usize) -> usize {
     for (i, byte) in buf.iter_mut().enumerate() {
         *byte ^= key[(offset + i) & 3];
     }
     (offset + buf.len()) & 3
+}
+
+/// Where a client session takes the masking key of each frame it sends.
+///
+/// RFC 6455 §5.3: the key "MUST be derived from a strong source of entropy", a fresh one for
+/// each frame, so that the bytes on the wire cannot be chosen by whoever chooses the payload
+/// (§10.3). With `std`, `KeyGenerator` is such a source. Without it, bring your own: any
+/// `FnMut() -> [u8; 4]` closure is one, e.g. one reading an embedded RNG peripheral.
+///
+/// ```
+/// use wsloop::mask::MaskKeys;
+/// let mut counter = 0u8;
+/// // Predictable: fine for a test, never for a real client.
+/// let mut keys = move || {
+///     counter += 1;
+///     [counter; 4]
+/// };
+/// assert_eq!(keys.next_key(), [1; 4]);
+/// assert_eq!(keys.next_key(), [2; 4]);
+/// ```
+pub trait MaskKeys {
+    /// The key for the next frame.
+    fn next_key(&mut self) -> [u8; 4];
+}
+
+impl<F: FnMut() -> [u8; 4]> MaskKeys for F {
+    fn next_key(&mut self) -> [u8; 4] {
+        self()
+    }
 }
 
 /// Unpredictable masking keys and handshake nonces from the operating system (std only).
@@ -83,7 +116,7 @@ impl KeyGenerator {
     }
 
     /// The next 64 unpredictable bits.
-    pub fn next_u64(&mut self) -> u64 {
+    fn next_u64(&mut self) -> u64 {
         use core::hash::{BuildHasher, Hasher};
         self.counter = self.counter.wrapping_add(1);
         let mut hasher = self.state.build_hasher();
@@ -108,6 +141,13 @@ impl KeyGenerator {
         out[..8].copy_from_slice(&self.next_u64().to_le_bytes());
         out[8..].copy_from_slice(&self.next_u64().to_le_bytes());
         out
+    }
+}
+
+#[cfg(feature = "std")]
+impl MaskKeys for KeyGenerator {
+    fn next_key(&mut self) -> [u8; 4] {
+        self.mask_key()
     }
 }
 

@@ -91,7 +91,9 @@ impl Utf8Validator {
         self.partial_len = 0;
     }
 
-    /// True while a code point is cut off at the end of what was fed.
+    /// True while a code point is cut off at the end of what was fed. For tests and fuzzing
+    /// ([`Utf8Validator::finish`] is the check a caller needs).
+    #[doc(hidden)]
     pub fn is_incomplete(&self) -> bool {
         self.partial_len > 0
     }

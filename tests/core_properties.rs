@@ -704,12 +704,12 @@ fn outgoing() -> impl Strategy<Value = Outgoing> {
 }
 
 /// Keys from a fixed list, in turn (unpredictable enough for a test).
-fn key_source(keys: Vec<[u8; 4]>) -> wsloop::session::MaskKeySource {
+fn key_source(keys: Vec<[u8; 4]>) -> impl FnMut() -> [u8; 4] + Send + 'static {
     let mut i = 0;
-    Box::new(move || {
+    move || {
         i += 1;
         keys[(i - 1) % keys.len()]
-    })
+    }
 }
 
 /// Send `items` from `from` and deliver the bytes to `to` in pieces of `sizes`; return the
@@ -853,7 +853,7 @@ proptest! {
         sizes in chunk_sizes(),
     ) {
         let mut server = Session::new(Role::Server, SessionLimits::default());
-        let mut client = Session::client_with_keys(SessionLimits::default(), key_source(keys));
+        let mut client = Session::client(SessionLimits::default(), key_source(keys));
         converse(&mut server, &mut client, &items, (code, &why), &sizes)?;
     }
 
@@ -866,7 +866,7 @@ proptest! {
         sizes in chunk_sizes(),
     ) {
         let mut server = Session::new(Role::Server, SessionLimits::default());
-        let mut client = Session::client_with_keys(SessionLimits::default(), key_source(keys));
+        let mut client = Session::client(SessionLimits::default(), key_source(keys));
         converse(&mut client, &mut server, &items, (code, &why), &sizes)?;
     }
 }

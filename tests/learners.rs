@@ -246,10 +246,7 @@ fn the_examples_are_the_bytes_wsloop_itself_sends() {
     );
 
     // A client session masking with the RFC's key.
-    let mut client = Session::client_with_keys(
-        SessionLimits::default(),
-        Box::new(|| [0x37, 0xfa, 0x21, 0x3d]),
-    );
+    let mut client = Session::client(SessionLimits::default(), || [0x37, 0xfa, 0x21, 0x3d]);
     client.send_text("Hello").unwrap();
     assert_eq!(client.take_output(), example("masked-hello").bytes);
     client.pong(b"Hello").unwrap();

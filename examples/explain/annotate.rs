@@ -6,8 +6,8 @@
 //! [`apply_mask`] unmasks, [`Utf8Validator`] checks text, [`CloseFrame::parse`] reads Close
 //! bodies, and [`RequestParser`], [`accept`] and [`ClientHandshake`] judge the opening
 //! handshake. The frame rules that depend on state (masking direction, RSV bits,
-//! fragmentation, control frame limits) are checked in the same order as `Session` checks
-//! them, and each [`ProtocolError`] is explained with the RFC section it comes from and the
+//! fragmentation, control frame limits) are checked by [`check_header`], the function
+//! `Session` applies to every header, and each [`ProtocolError`] is explained with the RFC section it comes from and the
 //! close code that answers it. What this module adds is the words.
 //!
 //! Use an [`Annotator`] per direction of a connection: [`Annotator::push`] the bytes as they
@@ -19,7 +19,7 @@
 use std::fmt::Write as _;
 
 use base64::Engine as _;
-use wsloop::close::{CloseCode, CloseFrame};
+use wsloop::close::{CloseCode, CloseFrame, InvalidClosePayload};
 use wsloop::error::ProtocolError;
 use wsloop::frame::{ControlOpcode, DataOpcode, Decoded, FrameHeader, LengthForm, Opcode};
 use wsloop::handshake::{
@@ -27,7 +27,7 @@ use wsloop::handshake::{
     Limits, RequestParser, Url, GUID,
 };
 use wsloop::mask::apply_mask;
-use wsloop::session::SessionLimits;
+use wsloop::session::{check_header, PartialMessage, Receiver, Role, SessionLimits};
 use wsloop::utf8::Utf8Validator;
 
 /// Which end sent the bytes. It decides the masking rule (§5.1) and who answers.
@@ -900,46 +900,23 @@ impl Annotator {
         sender
     }
 
-    /// The rules a header breaks given the sender and the state, in the order wsloop's
-    /// `Session` checks them (src/session.rs, `start_frame`).
+    /// The rule a header breaks given the sender and the state: wsloop's own check, the one
+    /// its `Session` applies (`wsloop::session::check_header`), for the end that receives.
+    /// No extension is assumed negotiated, so RSV1 is reserved.
     fn check_header(&self, h: &FrameHeader, sender: Sender) -> Option<ProtocolError> {
-        if h.rsv != 0 {
-            return Some(ProtocolError::ReservedBitsSet);
-        }
-        match (sender, h.mask.is_some()) {
-            (Sender::Client, false) => return Some(ProtocolError::UnmaskedFrameFromClient),
-            (Sender::Server, true) => return Some(ProtocolError::MaskedFrameFromServer),
-            _ => {}
-        }
-        match h.opcode {
-            Opcode::Control(_) => {
-                if h.payload_len > 125 {
-                    return Some(ProtocolError::ControlFrameTooLong);
-                }
-                if !h.fin {
-                    return Some(ProtocolError::FragmentedControlFrame);
-                }
-            }
-            Opcode::Data(op) => {
-                match (op, &self.message) {
-                    (DataOpcode::Continuation, None) => {
-                        return Some(ProtocolError::UnexpectedContinuation)
-                    }
-                    (DataOpcode::Text | DataOpcode::Binary, Some(_)) => {
-                        return Some(ProtocolError::ExpectedContinuation)
-                    }
-                    _ => {}
-                }
-                if h.payload_len > self.config.max_frame_size as u64 {
-                    return Some(ProtocolError::FrameTooLarge);
-                }
-                let so_far = self.message.as_ref().map_or(0, |m| m.len);
-                if h.payload_len + so_far > self.config.max_message_size as u64 {
-                    return Some(ProtocolError::MessageTooLarge);
-                }
-            }
-        }
-        None
+        let receiver = Receiver {
+            role: match sender {
+                Sender::Client => Role::Server,
+                Sender::Server => Role::Client,
+            },
+            limits: self.config,
+            rsv1_allowed: false,
+            message: self.message.as_ref().map(|m| PartialMessage {
+                len: m.len,
+                compressed: false,
+            }),
+        };
+        check_header(h, &receiver).err()
     }
 
     /// One row per field of the header bytes in `raw` (which may be cut short).
@@ -1281,21 +1258,21 @@ impl Annotator {
             }
             Err(e) => {
                 match e {
-                    ProtocolError::InvalidCloseFrame => row(
+                    InvalidClosePayload::OneByte => row(
                         out,
                         &hex(payload),
                         "code",
                         "",
                         "✗ one byte: a status code takes two (§5.5.1)",
                     ),
-                    ProtocolError::InvalidCloseCode(code) => row(
+                    InvalidClosePayload::Code(code) => row(
                         out,
                         &hex(&payload[..2]),
                         "code",
                         code,
                         "✗ not a code that may be sent (§7.4.1, §7.4.2)",
                     ),
-                    _ => row(
+                    InvalidClosePayload::Utf8 => row(
                         out,
                         "",
                         "reason",
@@ -1303,7 +1280,7 @@ impl Annotator {
                         "✗ not valid UTF-8 (§5.5.1, §8.1)",
                     ),
                 }
-                self.violation(out, sender, e);
+                self.violation(out, sender, e.into());
             }
         }
     }

@@ -92,7 +92,7 @@ fuzz_target!(|input: &[u8]| {
         max_frame_size: usize::MAX,
         max_message_size: usize::MAX,
     };
-    let mut client = Session::client_with_keys(unlimited, Box::new(|| [1, 2, 3, 4]));
+    let mut client = Session::client(unlimited, || [1, 2, 3, 4]);
     client.set_deflate(negotiated, &DeflateConfig::default());
     client.receive(&output).expect("our own output is valid");
     let mut got = Vec::new();

@@ -1,8 +1,12 @@
 //! Unit tests of the session: one per rule, named after what they check.
 
 use super::*;
-use crate::frame::MAX_HEADER_LEN;
+use crate::close::{CloseCode, CloseFrame};
+use crate::error::ProtocolError;
+use crate::frame::{DataOpcode, MAX_HEADER_LEN};
+use crate::mask::apply_mask;
 use alloc::vec;
+use alloc::vec::Vec;
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -92,7 +96,7 @@ fn rfc_5_7_masked_hello() {
 
 #[test]
 fn rfc_5_7_unmasked_hello_reaches_a_client() {
-    let mut c = Session::client_with_keys(SessionLimits::default(), Box::new(|| KEY));
+    let mut c = Session::client(SessionLimits::default(), Box::new(|| KEY));
     c.receive(&[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f])
         .unwrap();
     assert_eq!(events(&mut c), [text("Hello")]);
@@ -181,7 +185,7 @@ fn server_requires_masked_frames() {
 
 #[test]
 fn client_rejects_masked_frames() {
-    let mut c = Session::client_with_keys(SessionLimits::default(), Box::new(|| [1, 2, 3, 4]));
+    let mut c = Session::client(SessionLimits::default(), Box::new(|| [1, 2, 3, 4]));
     assert_eq!(
         c.receive(&client_frame(0x1, true, b"hi")),
         Err(ProtocolError::MaskedFrameFromServer)
@@ -349,7 +353,7 @@ fn message_over_the_limit_is_1009_from_the_header_of_the_fragment_that_overflows
     let last = client_frame(0x0, true, &[1u8; 51]);
     assert_eq!(s.receive(&last[..6]), Err(ProtocolError::MessageTooLarge));
     assert_eq!(
-        s.message_buf.capacity(),
+        s.message_buf_capacity(),
         0,
         "the partial message is dropped"
     );
@@ -368,7 +372,7 @@ fn a_huge_announced_length_allocates_nothing() {
     bytes.extend_from_slice(&KEY);
     bytes.extend_from_slice(&[0u8; 100]);
     assert_eq!(s.receive(&bytes), Err(ProtocolError::FrameTooLarge));
-    assert_eq!(s.message_buf.capacity(), 0);
+    assert_eq!(s.message_buf_capacity(), 0);
 }
 
 #[test]
@@ -493,7 +497,7 @@ fn our_close_then_theirs_completes_the_handshake() {
 
 #[test]
 fn a_client_waits_for_the_server_to_close_tcp() {
-    let mut c = Session::client_with_keys(SessionLimits::default(), Box::new(|| KEY));
+    let mut c = Session::client(SessionLimits::default(), Box::new(|| KEY));
     c.close(CloseCode::NormalClosure, "").unwrap();
     c.receive(&close_frame_bytes(1000, "")).unwrap();
     assert!(!c.should_close_tcp(), "§7.1.1: the server closes first");
@@ -538,11 +542,56 @@ fn eof_without_close_is_abnormal() {
     assert_eq!(s.send_text("x"), Err(SendError::Closing));
 }
 
+/// A key source that is not a closure, as an RNG peripheral's driver would be.
+struct Counter(u8);
+
+impl crate::mask::MaskKeys for Counter {
+    fn next_key(&mut self) -> [u8; 4] {
+        self.0 += 1;
+        [self.0, 0xa0, 0xb0, 0xc0]
+    }
+}
+
+#[test]
+fn a_client_masks_every_frame_data_or_control_with_its_sources_keys() {
+    let mut c = Session::client(SessionLimits::default(), Counter(0));
+    assert_eq!(c.role(), Role::Client);
+    c.send_text("a").unwrap();
+    c.ping(b"p").unwrap();
+    c.close(CloseCode::NormalClosure, "").unwrap();
+    let out = c.take_output();
+    assert_eq!(&out[..7], &[0x81, 0x81, 1, 0xa0, 0xb0, 0xc0, b'a' ^ 1]);
+    assert_eq!(&out[7..14], &[0x89, 0x81, 2, 0xa0, 0xb0, 0xc0, b'p' ^ 2]);
+    assert_eq!(&out[14..20], &[0x88, 0x82, 3, 0xa0, 0xb0, 0xc0]);
+    // The server reads them all back.
+    let mut s = server();
+    s.receive(&out).unwrap();
+    assert_eq!(
+        events(&mut s),
+        [
+            text("a"),
+            Event::Ping(b"p".to_vec()),
+            Event::Close(CloseFrame::new(CloseCode::NormalClosure, ""))
+        ]
+    );
+}
+
+#[test]
+fn a_std_client_masks_with_fresh_keys_from_the_os() {
+    let mut c = Session::new(Role::Client, SessionLimits::default());
+    c.send_binary(b"").unwrap();
+    c.send_binary(b"").unwrap();
+    let out = c.take_output();
+    assert_eq!(out.len(), 12);
+    assert_eq!((out[1], out[7]), (0x80, 0x80), "masked");
+    assert_ne!(&out[2..6], &out[8..12], "a fresh key per frame");
+}
+
 #[test]
 fn client_masks_every_frame_with_a_fresh_key() {
     let keys = [[1u8, 2, 3, 4], [5, 6, 7, 8]];
     let mut n = 0;
-    let mut c = Session::client_with_keys(
+    let mut c = Session::client(
         SessionLimits::default(),
         Box::new(move || {
             n += 1;
@@ -573,7 +622,7 @@ fn send_fragmented_splits_and_the_peer_reassembles() {
     assert_eq!(out[5], 0x00);
     assert_eq!(out[10], 0x00);
     assert_eq!(out[15], 0x80);
-    let mut c = Session::client_with_keys(SessionLimits::default(), Box::new(|| KEY));
+    let mut c = Session::client(SessionLimits::default(), Box::new(|| KEY));
     c.receive(&out).unwrap();
     assert_eq!(events(&mut c), [text("κόσμε")]);
 }
@@ -596,7 +645,7 @@ fn zero_copy_headers_follow_fragmentation_order() {
         s.data_frame_header(DataOpcode::Continuation, true, 2),
         Err(SendError::FragmentationOrder)
     );
-    let mut c = Session::client_with_keys(SessionLimits::default(), Box::new(|| KEY));
+    let mut c = Session::client(SessionLimits::default(), Box::new(|| KEY));
     assert_eq!(
         c.data_frame_header(DataOpcode::Binary, true, 1),
         Err(SendError::MaskingRequired)

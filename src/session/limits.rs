@@ -1,0 +1,32 @@
+//! The session's limits on what a peer may send.
+//!
+//! Owns: [`SessionLimits`] and the size from which a data frame may take the I/O layer's
+//! spare buffer. Must not: enforce them (the frame rules and the reader do).
+
+/// Limits on what a peer may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// The largest frame payload accepted; a larger one is answered with 1009 as soon as its
+    /// header arrives, before any of its payload is buffered. Default: the same as
+    /// `max_message_size`, i.e. no separate frame limit.
+    pub max_frame_size: usize,
+    /// The largest message (all fragments together) accepted; beyond it, 1009, checked from
+    /// each frame header before its payload is buffered. Default 64 MiB: large enough for
+    /// Autobahn's 16 MiB cases and for most file-transfer uses, and the most memory one
+    /// connection can make us hold for an incoming message. Memory grows with what actually
+    /// arrives, never with what a header announces.
+    pub max_message_size: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            max_frame_size: 64 << 20,
+            max_message_size: 64 << 20,
+        }
+    }
+}
+
+/// Data frames at least this large may take the caller's spare buffer (the server's
+/// `Session::receive_with_spare`). The I/O layer's, hidden from the docs.
+pub const LARGE_FRAME: usize = 64 * 1024;

@@ -1,0 +1,351 @@
+//! The input path: frames from bytes in any chunking, into events.
+//!
+//! Owns: a header cut off by the end of an input (§5.2), the frame whose payload is being
+//! read, unmasking (§5.3), reassembling a fragmented message (§5.4), UTF-8 checks on text as it
+//! arrives (§5.6, §8.1), control frame payloads (§5.5), and parsing the peer's Close.
+//! Must not: write output, or decide what a violation or a Close leads to: it returns the
+//! error or the event, and the session acts on it.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::close::CloseFrame;
+use crate::error::ProtocolError;
+use crate::extensions::Extensions;
+use crate::frame::{
+    ControlOpcode, DataOpcode, Decoded, FrameHeader, Opcode, Role, MAX_HEADER_LEN, RSV1,
+};
+use crate::mask::apply_mask;
+use crate::utf8::Utf8Validator;
+
+use super::limits::{SessionLimits, LARGE_FRAME};
+use super::message::{Event, Message};
+use super::rules::{check_header, PartialMessage, Receiver};
+
+/// The frame whose payload is being read.
+#[derive(Debug, Clone, Copy)]
+struct InFrame {
+    opcode: Opcode,
+    fin: bool,
+    mask: Option<[u8; 4]>,
+    /// Payload bytes already read, for the key offset.
+    read: u64,
+    remaining: u64,
+}
+
+/// The receiving half of a session.
+#[derive(Debug)]
+pub(super) struct Reader {
+    role: Role,
+    limits: SessionLimits,
+    /// A header cut off by the end of the previous input.
+    header: [u8; MAX_HEADER_LEN],
+    header_len: u8,
+    frame: Option<InFrame>,
+    /// The data message being assembled: its kind, its bytes so far.
+    message: Option<DataOpcode>,
+    message_buf: Vec<u8>,
+    utf8: Utf8Validator,
+    /// The payload of the control frame being read (at most 125 bytes).
+    control_buf: Vec<u8>,
+}
+
+impl Reader {
+    /// A reader for the `role` end, enforcing `limits`.
+    pub(super) fn new(role: Role, limits: SessionLimits) -> Reader {
+        Reader {
+            role,
+            limits,
+            header: [0; MAX_HEADER_LEN],
+            header_len: 0,
+            frame: None,
+            message: None,
+            message_buf: Vec::new(),
+            utf8: Utf8Validator::new(),
+            control_buf: Vec::new(),
+        }
+    }
+
+    /// The role of the end that reads.
+    pub(super) fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The limits in force.
+    pub(super) fn limits(&self) -> &SessionLimits {
+        &self.limits
+    }
+
+    /// A frame header or payload only partly received, or a fragmented message not finished.
+    pub(super) fn is_mid_message(&self) -> bool {
+        self.header_len > 0 || self.frame.is_some() || self.message.is_some()
+    }
+
+    /// The capacity of the buffer of the message being read.
+    #[cfg(test)]
+    pub(super) fn message_buf_capacity(&self) -> usize {
+        self.message_buf.capacity()
+    }
+
+    /// Read some of `input`: (part of) a header, or (part of) a payload. Returns how many
+    /// bytes were used and the event of a frame this completed, if any.
+    pub(super) fn step(
+        &mut self,
+        input: &[u8],
+        spare: &mut Option<Vec<u8>>,
+        extensions: &mut Extensions,
+    ) -> Result<(usize, Option<Event>), ProtocolError> {
+        match self.frame {
+            None => self.read_header(input, extensions),
+            Some(frame) => self.read_payload(frame, input, spare, extensions),
+        }
+    }
+
+    /// Discard whatever was being read: the connection failed (§7.1.7).
+    pub(super) fn abandon(&mut self, extensions: &mut Extensions) {
+        self.frame = None;
+        self.drop_message(extensions);
+    }
+
+    /// Drop a data message that will never be completed.
+    fn drop_message(&mut self, extensions: &mut Extensions) {
+        self.message = None;
+        self.message_buf = Vec::new();
+        extensions.abandon_message();
+    }
+
+    /// Read (part of) a header; returns how many input bytes were used.
+    fn read_header(
+        &mut self,
+        input: &[u8],
+        extensions: &mut Extensions,
+    ) -> Result<(usize, Option<Event>), ProtocolError> {
+        let (header, used) = if self.header_len == 0 {
+            match FrameHeader::decode(input)? {
+                Decoded::Header(header, len) => (header, len),
+                Decoded::NeedMore(_) => {
+                    // A header is at most 14 bytes, so a short input fits.
+                    self.header[..input.len()].copy_from_slice(input);
+                    self.header_len = input.len() as u8;
+                    return Ok((input.len(), None));
+                }
+            }
+        } else {
+            // Complete the saved header one missing piece at a time.
+            let have = self.header_len as usize;
+            match FrameHeader::decode(&self.header[..have])? {
+                Decoded::NeedMore(n) => {
+                    let take = n.min(input.len());
+                    self.header[have..have + take].copy_from_slice(&input[..take]);
+                    self.header_len += take as u8;
+                    match FrameHeader::decode(&self.header[..have + take])? {
+                        Decoded::Header(header, _) => {
+                            self.header_len = 0;
+                            (header, take)
+                        }
+                        Decoded::NeedMore(_) => return Ok((take, None)),
+                    }
+                }
+                // A complete header is never left in the buffer.
+                Decoded::Header(header, _) => {
+                    self.header_len = 0;
+                    (header, 0)
+                }
+            }
+        };
+        let event = self.start_frame(header, extensions)?;
+        Ok((used, event))
+    }
+
+    /// Check a header against the rules that depend on role and state; prepare for payload.
+    fn start_frame(
+        &mut self,
+        h: FrameHeader,
+        extensions: &mut Extensions,
+    ) -> Result<Option<Event>, ProtocolError> {
+        log::trace!(
+            "{:?} <- frame {} fin={} rsv={:03b} masked={} len={}",
+            self.role,
+            h.opcode.name(),
+            h.fin,
+            h.rsv,
+            h.mask.is_some(),
+            h.payload_len
+        );
+        let receiver = Receiver {
+            role: self.role,
+            limits: self.limits,
+            rsv1_allowed: extensions.rsv1_allowed(),
+            message: self.message.map(|_| PartialMessage {
+                len: self.message_buf.len() as u64,
+                compressed: extensions.receiving_compressed(),
+            }),
+        };
+        check_header(&h, &receiver)?;
+        match h.opcode {
+            Opcode::Control(_) => self.control_buf.clear(),
+            Opcode::Data(DataOpcode::Continuation) => {}
+            Opcode::Data(kind) => {
+                self.message = Some(kind);
+                self.utf8.reset();
+                // RFC 7692 §6: RSV1 on the first frame marks a compressed message.
+                extensions.start_message(h.rsv == RSV1);
+            }
+        }
+        let frame = InFrame {
+            opcode: h.opcode,
+            fin: h.fin,
+            mask: h.mask,
+            read: 0,
+            remaining: h.payload_len,
+        };
+        if h.payload_len == 0 {
+            self.end_frame(frame, extensions)
+        } else {
+            self.frame = Some(frame);
+            Ok(None)
+        }
+    }
+
+    /// Read (part of) a payload; returns how many input bytes were used.
+    fn read_payload(
+        &mut self,
+        frame: InFrame,
+        input: &[u8],
+        spare: &mut Option<Vec<u8>>,
+        extensions: &mut Extensions,
+    ) -> Result<(usize, Option<Event>), ProtocolError> {
+        if frame.read == 0 && frame.opcode.is_data() && frame.remaining >= LARGE_FRAME as u64 {
+            self.adopt_spare(spare);
+        }
+        let take = (frame.remaining.min(input.len() as u64)) as usize;
+        if frame.opcode.is_data() && extensions.receiving_compressed() {
+            self.read_compressed(frame, &input[..take], extensions)?;
+            return self.advance(frame, take, extensions);
+        }
+        let chunk = &input[..take];
+        let whole_frame = frame.read == 0 && take as u64 == frame.remaining;
+        let dest = match frame.opcode {
+            Opcode::Control(_) => &mut self.control_buf,
+            Opcode::Data(_) => &mut self.message_buf,
+        };
+        let start = dest.len();
+        // The one copy of a payload: from the input into the message being assembled.
+        dest.extend_from_slice(chunk);
+        if let Some(key) = frame.mask {
+            // RFC 6455 §5.3: unmask in place, continuing from this frame's key offset.
+            apply_mask(&mut dest[start..], key, (frame.read & 3) as usize);
+        }
+        // RFC 6455 §8.1: fail fast on invalid UTF-8, even mid-frame. A single-frame text
+        // message that arrived whole is checked once, when it becomes a String.
+        let single_whole = whole_frame && frame.fin && start == 0;
+        if frame.opcode.is_data() && !single_whole {
+            self.check_text_from(start)?;
+        }
+        self.advance(frame, take, extensions)
+    }
+
+    /// `take` more payload bytes of `frame` were read.
+    fn advance(
+        &mut self,
+        mut frame: InFrame,
+        take: usize,
+        extensions: &mut Extensions,
+    ) -> Result<(usize, Option<Event>), ProtocolError> {
+        frame.read += take as u64;
+        frame.remaining -= take as u64;
+        if frame.remaining == 0 {
+            self.frame = None;
+            let event = self.end_frame(frame, extensions)?;
+            Ok((take, event))
+        } else {
+            self.frame = Some(frame);
+            Ok((take, None))
+        }
+    }
+
+    /// RFC 6455 §8.1: fail fast on invalid UTF-8: feed the text message's bytes from `start`
+    /// on to the validator (a no-op for a binary message).
+    fn check_text_from(&mut self, start: usize) -> Result<(), ProtocolError> {
+        if self.message == Some(DataOpcode::Text) {
+            self.utf8
+                .feed(&self.message_buf[start..])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(())
+    }
+
+    /// A piece of a compressed frame's payload: unmask it, inflate it onto the message.
+    fn read_compressed(
+        &mut self,
+        frame: InFrame,
+        chunk: &[u8],
+        extensions: &mut Extensions,
+    ) -> Result<(), ProtocolError> {
+        // RFC 6455 §5.3: the codec unmasks, continuing from this frame's key offset.
+        let mask = frame.mask.map(|key| (key, (frame.read & 3) as usize));
+        let start = self.message_buf.len();
+        // RFC 7692 §6.2 and our limit: the size that counts is the inflated one, checked
+        // while inflating.
+        let max = self.limits.max_message_size;
+        extensions.inflate(chunk, mask, &mut self.message_buf, max)?;
+        // Text is checked as it inflates.
+        self.check_text_from(start)
+    }
+
+    /// Take `spare` as the message buffer if it is larger (keeping the bytes so far).
+    fn adopt_spare(&mut self, spare: &mut Option<Vec<u8>>) {
+        if let Some(mut buf) = spare.take() {
+            if buf.capacity() > self.message_buf.capacity() {
+                buf.clear();
+                buf.extend_from_slice(&self.message_buf);
+                self.message_buf = buf;
+            } else {
+                *spare = Some(buf);
+            }
+        }
+    }
+
+    /// A frame's payload is complete: the event it makes, if any.
+    fn end_frame(
+        &mut self,
+        frame: InFrame,
+        extensions: &mut Extensions,
+    ) -> Result<Option<Event>, ProtocolError> {
+        let event = match frame.opcode {
+            Opcode::Data(_) if !frame.fin => return Ok(None),
+            Opcode::Data(_) => {
+                if extensions.receiving_compressed() {
+                    // RFC 7692 §7.2.2: append 00 00 ff ff, inflate the rest.
+                    let start = self.message_buf.len();
+                    let max = self.limits.max_message_size;
+                    extensions.end_message(&mut self.message_buf, max)?;
+                    self.check_text_from(start)?;
+                }
+                let bytes = core::mem::take(&mut self.message_buf);
+                let message = match self.message.take() {
+                    Some(DataOpcode::Text) => Message::Text(
+                        // RFC 6455 §5.6/§8.1: a text message is UTF-8 as a whole; this
+                        // also catches a code point cut off by the end of the message.
+                        String::from_utf8(bytes).map_err(|_| ProtocolError::InvalidUtf8)?,
+                    ),
+                    _ => Message::Binary(bytes),
+                };
+                log::trace!("{:?} <- message of {} bytes", self.role, message.len());
+                Event::Message(message)
+            }
+            // The Pong is written when this event is taken (the session's `next_event`).
+            Opcode::Control(ControlOpcode::Ping) => Event::Ping(self.control_buf.clone()),
+            // RFC 6455 §5.5.3: an unsolicited Pong is a heartbeat; no answer.
+            Opcode::Control(ControlOpcode::Pong) => Event::Pong(self.control_buf.clone()),
+            Opcode::Control(ControlOpcode::Close) => {
+                let close = CloseFrame::parse(&self.control_buf)?;
+                // The answering Close is written when this event is taken. A message in
+                // progress will never be completed; drop it.
+                self.drop_message(extensions);
+                Event::Close(close)
+            }
+        };
+        Ok(Some(event))
+    }
+}
