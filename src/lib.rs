@@ -1,32 +1,69 @@
 //! # wsloop — a WebSocket (RFC 6455) stack you can read in an afternoon
 //!
-//! The crate has two layers, and the first one never touches a socket.
+//! # What to use
 //!
-//! **The protocol core** (`no_std` + `alloc`, always built) turns bytes into events and
-//! events into bytes:
+//! - **A server** ([`server`], feature `server`, on by default): a mio event loop that keeps
+//!   one session per sid, calls your [`server::Handler`] (`on_open`, `on_message`,
+//!   `on_close`, and `on_request` for plain HTTP) and lets any thread push to one session or
+//!   to all through a [`server::Handle`]. Start from [`Server::builder`].
+//! - **A client** ([`client`], feature `client`, on by default): a blocking client over
+//!   `std::net::TcpStream`: [`Client::connect`], then `send_text` / `recv` / `close`.
+//! - **Your own I/O** (the protocol core, always built, `no_std` + `alloc`): a
+//!   [`Session`] takes the bytes you read and gives back [`Event`]s and the bytes to write;
+//!   [`handshake`] reads and answers the HTTP Upgrade. Nothing in the core touches a socket
+//!   or a clock, so it runs under any event loop, in tests, and in a fuzzer.
+//!
+//! ```no_run
+//! use wsloop::server::{Context, Handler};
+//! use wsloop::{Message, Server};
+//!
+//! struct Echo;
+//! impl Handler for Echo {
+//!     fn on_message(&mut self, ctx: &mut Context<'_>, sid: &str, message: Message) {
+//!         ctx.send(sid, message); // every client of ws://127.0.0.1:8080/ws/{sid} is echoed
+//!     }
+//! }
+//! Server::builder().bind("127.0.0.1:8080").build().unwrap().run(Echo).unwrap();
+//! ```
+//!
+//! Features: `server` and `client` (default, both need `std`); `std` (error traits, OS
+//! randomness for client masking keys); `deflate` (permessage-deflate, RFC 7692, with
+//! `flate2`); `fuzzing` (the server over in-memory pipes, for fuzz targets only). Every limit
+//! is a documented field of [`server::ServerConfig`], [`SessionLimits`] or
+//! [`handshake::Limits`], with its default and why.
+//!
+//! # For maintainers: the layers
+//!
+//! The crate has two layers, and the first one never touches a socket. `ARCHITECTURE.md`
+//! at the repository root follows one message through both, file by file.
+//!
+//! **The protocol core** turns bytes into events and events into bytes:
 //!
 //! | module | owns | RFC 6455 |
 //! |---|---|---|
-//! | [`handshake`] | the HTTP Upgrade, both sides; HTTP error responses | §4 |
+//! | [`close`] | close codes and Close payloads | §5.5.1, §7.4 |
+//! | [`error`] | protocol errors and the close code answering each | §7.4.1 |
 //! | [`frame`] | the frame header codec; [`Role`] (who masks) | §5.1, §5.2 |
 //! | [`mask`] | XOR masking, client keys | §5.3, §10.3 |
 //! | [`utf8`] | incremental UTF-8 validation | §5.6, §8.1 |
-//! | [`close`] | close codes and Close payloads | §5.5.1, §7.4 |
-//! | [`error`] | protocol errors and the close code answering each | §7.4.1 |
 //! | `deflate` | permessage-deflate: negotiation and the per-message codec (feature `deflate`, needs `std`) | RFC 7692 |
 //! | `extensions` (private) | the session's one view of the extensions, a no-op without `deflate` | RFC 7692 |
-//! | [`session`] | the state machine: reading, fragmentation, control frames, closing | §5, §7 |
+//! | [`handshake`] | the HTTP Upgrade, both sides (`http`, `server`, `client`, `url`); HTTP error responses | §4 |
+//! | [`session`] | the state machine: reading, the frame rules, fragmentation, control frames, closing | §5, §7 |
 //!
-//! A module of the core may use the modules above it in this table, never the I/O layer.
-//! The core has no clock: timers (handshake, idle, close) belong to the I/O layer, which
-//! asks the session when they apply.
+//! A module of the core may use the modules above it in this table, never one below it and
+//! never the I/O layer (`.ci/layers.py` checks that the imports have no cycle). The core
+//! has no clock: timers (handshake, idle, close) belong to the I/O layer, which asks the
+//! session when they apply.
 //!
-//! **The I/O layer** (feature `std`, on by default) drives the core over TCP: a mio
-//! event-loop server and a blocking client.
+//! **The I/O layer** (feature `std`) drives the core over TCP:
 //!
 //! | module | owns | feature | RFC 6455 |
 //! |---|---|---|---|
-//! | `client` | a blocking client over `std::net::TcpStream`, and its timers | `client` | §4.1, §7.1.1 |
+//! | [`client`] | a blocking client over `std::net::TcpStream`, and its timers | `client` | §4.1, §7.1.1 |
+//! | [`server`] | the mio event loop(s): accept, read, dispatch to the handler, write, timers, shutdown; plain HTTP; handles for other threads | `server` | §4.2, §7.1.1 |
+//!
+//! Each module's page has the table of its own files.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -1461,8 +1461,9 @@ fn error_source(e: ProtocolError) -> &'static str {
         ProtocolError::InvalidCloseFrame | ProtocolError::InvalidCloseCode(_) => {
             "src/close.rs, CloseFrame::parse"
         }
-        ProtocolError::InvalidUtf8 => "src/session.rs with src/utf8.rs",
-        _ => "src/session.rs",
+        ProtocolError::InvalidUtf8 => "src/session/read.rs with src/utf8.rs",
+        ProtocolError::InvalidCompressedData => "src/deflate.rs, inflating",
+        _ => "src/session/rules.rs, check_header",
     }
 }
 
