@@ -391,3 +391,56 @@ fn a_response_header_with_a_line_break_becomes_a_500() {
     handle.shutdown();
     thread.join().unwrap().unwrap();
 }
+
+#[test]
+fn a_failed_connection_lets_the_client_read_the_close_and_answer_it() {
+    // Issue 19 point 9: after failing a connection the server must not reset it while the
+    // client's bytes are still unread, or the client loses our Close (aiohttp saw 1006).
+    let server = TestServer::start(|c| c.session.max_frame_size = 64 << 10);
+    for round in 0..5 {
+        let sid = format!("toolarge{round}");
+        let mut s = raw_session(&server, &sid);
+        // A frame announcing 1 MiB, over the 64 KiB frame limit, and its payload keeps
+        // coming from another thread while the server fails the connection.
+        let mut header = vec![0x82, 0x80 | 127];
+        header.extend_from_slice(&(1u64 << 20).to_be_bytes());
+        header.extend_from_slice(&[1, 2, 3, 4]);
+        s.write_all(&header).unwrap();
+        let mut writer = s.try_clone().unwrap();
+        let feeder = std::thread::spawn(move || {
+            let chunk = [0x55u8; 16 << 10];
+            for _ in 0..64 {
+                if writer.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        // The whole Close frame, with 1009 (RFC 6455 §7.4.1).
+        let (op, payload) = read_frame(&mut s);
+        assert_eq!((op, close_code(&payload)), (0x88, 1009), "round {round}");
+        feeder.join().unwrap();
+        // Our answer goes through: the server has not reset the connection.
+        s.write_all(&masked(0x88, &1009u16.to_be_bytes()))
+            .expect("the server reset the connection before we could answer its Close");
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        // Then a clean end: EOF, not ECONNRESET, and nothing after the Close.
+        let mut rest = Vec::new();
+        let end = s.read_to_end(&mut rest);
+        assert!(end.is_ok(), "round {round}: {end:?}");
+        assert!(
+            rest.is_empty(),
+            "round {round}: {} bytes after the Close",
+            rest.len()
+        );
+        assert_eq!(
+            server.next(),
+            Seen::Close(
+                sid,
+                CloseReason::ProtocolError(ProtocolError::FrameTooLarge)
+            )
+        );
+    }
+    assert_serves(&server, "after");
+    assert_quiet(&server);
+    server.stop();
+}
