@@ -66,8 +66,8 @@ impl<R: Reactor> Core<R> {
         let response = handler.on_request(&mut Context::new(self), &request);
         log::info!(
             "{} {} from {peer}: {}",
-            request.method(),
-            request.head.path(),
+            request.method().escape_debug(),
+            request.head.path().escape_debug(),
             response.status
         );
         self.respond(key, response.to_bytes());
