@@ -305,3 +305,142 @@ fn a_flood_of_connections_to_the_maximum_leaves_existing_sessions_alone() {
     assert_serves(&server, "after");
     server.stop();
 }
+
+/// `POST /broadcast` with `headers`, and the body `hello`: the status line of the answer.
+fn post_status(server: &TestServer, headers: &str) -> String {
+    let answer = http(
+        server.addr,
+        &format!("POST /broadcast HTTP/1.1\r\nHost: x\r\n{headers}\r\nhello"),
+    );
+    answer.lines().next().unwrap_or("").to_string()
+}
+
+#[test]
+fn content_length_must_be_one_plain_number() {
+    let server = TestServer::start(|_| {});
+    // RFC 9110 §8.6, RFC 9112 §6.3 item 5: a valid one, and the same one twice, still work.
+    assert_eq!(
+        post_status(&server, "Content-Length: 5\r\n"),
+        "HTTP/1.1 200 OK"
+    );
+    assert_eq!(
+        post_status(&server, "Content-Length: 5\r\nContent-Length: 5\r\n"),
+        "HTTP/1.1 200 OK"
+    );
+    // Differing duplicates, a sign, leading zeros, a list that disagrees, an overflow: 400.
+    for bad in [
+        "Content-Length: 5\r\nContent-Length: 3\r\n",
+        "Content-Length: 3\r\nContent-Length: 5\r\n",
+        "Content-Length: +5\r\n",
+        "Content-Length: 005\r\n",
+        "Content-Length: 5, 3\r\n",
+        "Content-Length: 99999999999999999999999\r\n",
+    ] {
+        assert_eq!(
+            post_status(&server, bad),
+            "HTTP/1.1 400 Bad Request",
+            "{bad:?}"
+        );
+    }
+    assert_serves(&server, "after");
+    assert_quiet(&server);
+    server.stop();
+}
+
+/// Answers every request with a header whose value tries to add a second header.
+struct Splitter;
+
+impl wsloop::server::Handler for Splitter {
+    fn on_request(
+        &mut self,
+        _ctx: &mut wsloop::server::Context<'_>,
+        request: &wsloop::server::HttpRequest,
+    ) -> wsloop::server::HttpResponse {
+        let response = wsloop::server::HttpResponse::text(200, "fine\n");
+        match request.path() {
+            "/split" => response.with_header("X-Note", "a\r\nSet-Cookie: sid=evil"),
+            "/nul" => response.with_header("X-Note", "a\0b"),
+            "/name" => response.with_header("X Note", "a"),
+            _ => response.with_header("X-Note", "plain"),
+        }
+    }
+}
+
+#[test]
+fn a_response_header_with_a_line_break_becomes_a_500() {
+    let server = wsloop::server::Server::builder()
+        .bind("127.0.0.1:0")
+        .build()
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let (handle, thread) = server.spawn(Splitter).unwrap();
+    let good = http(addr, "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(good.starts_with("HTTP/1.1 200 OK\r\n"), "{good}");
+    assert!(good.contains("\r\nX-Note: plain\r\n"), "{good}");
+    for path in ["/split", "/nul", "/name"] {
+        let answer = http(addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(
+            answer.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{path}: {answer}"
+        );
+        assert!(
+            !answer.contains("evil") && !answer.contains("X-Note"),
+            "{answer}"
+        );
+    }
+    handle.shutdown();
+    thread.join().unwrap().unwrap();
+}
+
+#[test]
+fn a_failed_connection_lets_the_client_read_the_close_and_answer_it() {
+    // Issue 19 point 9: after failing a connection the server must not reset it while the
+    // client's bytes are still unread, or the client loses our Close (aiohttp saw 1006).
+    let server = TestServer::start(|c| c.session.max_frame_size = 64 << 10);
+    for round in 0..5 {
+        let sid = format!("toolarge{round}");
+        let mut s = raw_session(&server, &sid);
+        // A frame announcing 1 MiB, over the 64 KiB frame limit, and its payload keeps
+        // coming from another thread while the server fails the connection.
+        let mut header = vec![0x82, 0x80 | 127];
+        header.extend_from_slice(&(1u64 << 20).to_be_bytes());
+        header.extend_from_slice(&[1, 2, 3, 4]);
+        s.write_all(&header).unwrap();
+        let mut writer = s.try_clone().unwrap();
+        let feeder = std::thread::spawn(move || {
+            let chunk = [0x55u8; 16 << 10];
+            for _ in 0..64 {
+                if writer.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        // The whole Close frame, with 1009 (RFC 6455 §7.4.1).
+        let (op, payload) = read_frame(&mut s);
+        assert_eq!((op, close_code(&payload)), (0x88, 1009), "round {round}");
+        feeder.join().unwrap();
+        // Our answer goes through: the server has not reset the connection.
+        s.write_all(&masked(0x88, &1009u16.to_be_bytes()))
+            .expect("the server reset the connection before we could answer its Close");
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        // Then a clean end: EOF, not ECONNRESET, and nothing after the Close.
+        let mut rest = Vec::new();
+        let end = s.read_to_end(&mut rest);
+        assert!(end.is_ok(), "round {round}: {end:?}");
+        assert!(
+            rest.is_empty(),
+            "round {round}: {} bytes after the Close",
+            rest.len()
+        );
+        assert_eq!(
+            server.next(),
+            Seen::Close(
+                sid,
+                CloseReason::ProtocolError(ProtocolError::FrameTooLarge)
+            )
+        );
+    }
+    assert_serves(&server, "after");
+    assert_quiet(&server);
+    server.stop();
+}

@@ -496,3 +496,58 @@ fn connections_over_the_maximum_get_503_and_the_others_carry_on() {
     let _c = server.connect("c");
     server.stop();
 }
+
+/// The log lines kept by [`MarkedLines`].
+static MARKED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// A logger that keeps the server's lines containing "forged" (the other tests of this
+/// binary log too, and are not kept).
+struct MarkedLines;
+
+impl log::Log for MarkedLines {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let line = record.args().to_string();
+        if record.target().starts_with("wsloop::server") && line.contains("forged") {
+            MARKED.lock().unwrap().push(line);
+        }
+    }
+    fn flush(&self) {}
+}
+
+#[test]
+fn a_sid_with_a_line_break_cannot_forge_log_lines() {
+    static LOGGER: MarkedLines = MarkedLines;
+    log::set_logger(&LOGGER).expect("no other test of this binary sets a logger");
+    log::set_max_level(log::LevelFilter::Debug);
+    // A custom route that percent-decodes the sid, as an application may: `%0A` becomes a
+    // line break in the sid, which the server logs on open, on messages and on close.
+    let server = TestServer::start(|c| {
+        c.route = wsloop::server::Route::custom(|request| {
+            let sid = request.path().strip_prefix("/ws/").ok_or(404u16)?;
+            Ok(sid.replace("%0A", "\n").replace("%20", " "))
+        })
+    });
+    let sid = "a\nINFO forged line";
+    let mut client = Client::builder()
+        .read_timeout(Some(WAIT))
+        .connect(&server.url("a%0AINFO%20forged%20line"))
+        .unwrap();
+    assert_eq!(server.next(), Seen::Open(sid.into()));
+    client.send_text("hi").unwrap();
+    assert_eq!(client.recv().unwrap(), Message::Text("hi".into()));
+    client.close(CloseCode::NormalClosure, "").unwrap();
+    assert!(
+        matches!(server.wait_for(|s| matches!(s, Seen::Close(..))), Seen::Close(s, _) if s == sid)
+    );
+    server.stop();
+    let lines = MARKED.lock().unwrap().clone();
+    // Open, message, close from the client, and the close report, at least.
+    assert!(lines.len() >= 3, "{lines:?}");
+    for line in &lines {
+        assert!(!line.contains('\n'), "a raw line break in {line:?}");
+        assert!(line.contains("a\\nINFO forged line"), "{line:?}");
+    }
+}

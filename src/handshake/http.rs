@@ -272,6 +272,25 @@ impl Head {
         self.tokens(name).any(|t| t.eq_ignore_ascii_case(token))
     }
 
+    /// The length of the body from every `Content-Length` field (RFC 9110 §8.6, RFC 9112
+    /// §6.3 item 5): `Ok(None)` without one, `Ok(Some(n))` when every value, in every field
+    /// and every element of a comma list, is the same valid number, else `Err(())`.
+    pub(super) fn content_length(&self) -> Result<Option<usize>, ()> {
+        let mut length = None;
+        for value in self.all("content-length") {
+            // RFC 9112 §6.3 item 5: a list of identical values may be taken as one value;
+            // differing or invalid values are unrecoverable (request smuggling otherwise).
+            for element in value.split(|&b| b == b',') {
+                let n = parse_length(trim_ows(element)).ok_or(())?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(());
+                }
+                length = Some(n);
+            }
+        }
+        Ok(length)
+    }
+
     /// The value of every header called `name`, in order, as text: a value that is not UTF-8
     /// keeps a replacement character, which no token grammar accepts.
     pub(super) fn values_lossy(&self, name: &str) -> Vec<String> {
@@ -279,6 +298,32 @@ impl Head {
             .map(|v| String::from(String::from_utf8_lossy(v)))
             .collect()
     }
+}
+
+/// RFC 9110 §8.6: `Content-Length = 1*DIGIT`. No sign, no inner space, not empty; a leading
+/// zero is refused too (`005`), so that no two spellings of one length exist for a proxy and
+/// us to read differently. `None` also when the number does not fit in `usize`.
+fn parse_length(digits: &[u8]) -> Option<usize> {
+    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
+        return None;
+    }
+    digits.iter().try_fold(0usize, |n, &d| {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(usize::from(d - b'0'))
+    })
+}
+
+/// RFC 9110 §5.6.3: `bytes` without optional whitespace (SP, HTAB) at either end.
+fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes.iter().position(|b| !is_ows(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
 }
 
 /// `bytes` without leading and trailing ASCII whitespace.
@@ -324,8 +369,75 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
+/// RFC 9110 §5.6.2: `token = 1*tchar`, the grammar of a field name.
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// RFC 9110 §5.5: a field value is visible characters, SP, HTAB and obs-text (bytes from
+/// 0x80), never CR, LF, NUL or another control character, and does not start or end with
+/// whitespace.
+fn is_field_value(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let ok = |b: &u8| *b == b' ' || *b == b'\t' || (0x21..=0x7e).contains(b) || *b >= 0x80;
+    bytes.iter().all(ok)
+        && !bytes.first().is_some_and(|b| *b == b' ' || *b == b'\t')
+        && !bytes.last().is_some_and(|b| *b == b' ' || *b == b'\t')
+}
+
+/// The first part of a response that [`http_response`] would refuse to write: the name of a
+/// header whose name is not a token or whose value is not a valid field value (RFC 9110
+/// §5.5, §5.6.2), `"Content-Type"` for a bad content type, or `"status"` for a status code
+/// that is not three digits (RFC 9110 §15). `None` when all of it may be sent.
+pub fn invalid_response_part<'a>(
+    status: u16,
+    headers: &[(&'a str, &'a str)],
+    content_type: &str,
+) -> Option<&'a str> {
+    if !(100..=999).contains(&status) {
+        return Some("status");
+    }
+    if let Some((name, _)) = headers
+        .iter()
+        .find(|(name, value)| !is_token(name) || !is_field_value(value))
+    {
+        return Some(name);
+    }
+    if !is_field_value(content_type) {
+        return Some("Content-Type");
+    }
+    None
+}
+
 /// A complete HTTP/1.1 response that closes the connection after it.
+///
+/// Nothing invalid reaches the wire: when [`invalid_response_part`] finds a header name
+/// that is not a token, a value (or content type) with CR, LF, NUL or another control
+/// character, or a status that is not three digits, the answer is a plain
+/// `500 Internal Server Error` instead. A CR LF in a value would otherwise let whoever
+/// chose the value add headers or a whole second response (response splitting).
 pub fn http_response(
+    status: u16,
+    headers: &[(&str, &str)],
+    content_type: &str,
+    body: &[u8],
+) -> Vec<u8> {
+    if invalid_response_part(status, headers, content_type).is_some() {
+        return write_response(
+            500,
+            &[],
+            "text/plain; charset=utf-8",
+            b"500 Internal Server Error\n",
+        );
+    }
+    write_response(status, headers, content_type, body)
+}
+
+/// The bytes of a response whose parts have been checked.
+fn write_response(
     status: u16,
     headers: &[(&str, &str)],
     content_type: &str,
@@ -345,4 +457,114 @@ pub fn http_response(
     let mut out = head.into_bytes();
     out.extend_from_slice(body);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(text: &str) -> Head {
+        let mut reader = HeadReader::new(Limits::default());
+        let (head, _, _) = reader
+            .push::<RequestLine>(text.as_bytes())
+            .unwrap()
+            .unwrap();
+        head
+    }
+
+    fn length(headers: &str) -> Result<Option<usize>, ()> {
+        request(&format!("POST / HTTP/1.1\r\nHost: x\r\n{headers}\r\n")).content_length()
+    }
+
+    #[test]
+    fn content_length_is_strictly_one_number() {
+        assert_eq!(length(""), Ok(None));
+        assert_eq!(length("Content-Length: 5\r\n"), Ok(Some(5)));
+        assert_eq!(length("Content-Length: 0\r\n"), Ok(Some(0)));
+        assert_eq!(length("Content-Length:  42 \r\n"), Ok(Some(42)));
+        // RFC 9110 §8.6: 1*DIGIT, nothing else.
+        for bad in [
+            "+5", "-5", "005", "00", "5 5", "5a", "0x5", "", " ", "5.0", "\u{b9}",
+        ] {
+            assert_eq!(
+                length(&format!("Content-Length: {bad}\r\n")),
+                Err(()),
+                "{bad:?}"
+            );
+        }
+        // Past usize::MAX.
+        let huge = format!("Content-Length: {}0\r\n", usize::MAX);
+        assert_eq!(length(&huge), Err(()));
+        assert_eq!(
+            length(&format!("Content-Length: {}\r\n", usize::MAX)),
+            Ok(Some(usize::MAX))
+        );
+    }
+
+    #[test]
+    fn several_content_lengths_must_all_agree() {
+        // RFC 9112 §6.3 item 5: identical values are one value; differing ones are an error.
+        assert_eq!(
+            length("Content-Length: 5\r\nContent-Length: 5\r\n"),
+            Ok(Some(5))
+        );
+        assert_eq!(length("Content-Length: 5, 5\r\n"), Ok(Some(5)));
+        assert_eq!(
+            length("Content-Length: 5\r\nContent-Length: 6\r\n"),
+            Err(())
+        );
+        assert_eq!(length("Content-Length: 5, 6\r\n"), Err(()));
+        assert_eq!(length("Content-Length: 5,\r\n"), Err(()));
+        assert_eq!(
+            length("Content-Length: 5\r\ncontent-length: 05\r\n"),
+            Err(())
+        );
+    }
+
+    #[test]
+    fn header_names_must_be_tokens_and_values_visible_text() {
+        fn ok<'a>(h: &[(&'a str, &'a str)]) -> Option<&'a str> {
+            invalid_response_part(200, h, "text/plain")
+        }
+        assert_eq!(ok(&[("X-Ok", "a b\tc é")]), None);
+        assert_eq!(ok(&[("X-Empty", "")]), None);
+        assert_eq!(
+            ok(&[("X-Ok", "1"), ("X-Split", "a\r\nSet-Cookie: x")]),
+            Some("X-Split")
+        );
+        assert_eq!(ok(&[("X-Lf", "a\nb")]), Some("X-Lf"));
+        assert_eq!(ok(&[("X-Nul", "a\0b")]), Some("X-Nul"));
+        assert_eq!(ok(&[("X-Del", "a\x7fb")]), Some("X-Del"));
+        assert_eq!(ok(&[("X-Esc", "\x1b[31m")]), Some("X-Esc"));
+        assert_eq!(ok(&[("X-Lead", " a")]), Some("X-Lead"));
+        assert_eq!(ok(&[("Bad Name", "a")]), Some("Bad Name"));
+        assert_eq!(ok(&[("Bad:Name", "a")]), Some("Bad:Name"));
+        assert_eq!(ok(&[("", "a")]), Some(""));
+        assert_eq!(
+            invalid_response_part(200, &[], "text/plain\r\nX-Evil: 1"),
+            Some("Content-Type")
+        );
+        assert_eq!(
+            invalid_response_part(1000, &[], "text/plain"),
+            Some("status")
+        );
+        assert_eq!(invalid_response_part(99, &[], "text/plain"), Some("status"));
+    }
+
+    #[test]
+    fn a_response_with_an_invalid_part_becomes_a_500() {
+        let good = http_response(200, &[("X-A", "1")], "text/plain", b"hi");
+        assert!(good.starts_with(b"HTTP/1.1 200 OK\r\nX-A: 1\r\n"));
+        let bad = http_response(200, &[("X-A", "1\r\nX-Evil: 1")], "text/plain", b"hi");
+        let text = String::from_utf8(bad).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{text}"
+        );
+        assert!(!text.contains("Evil"), "{text}");
+        assert!(
+            text.ends_with("\r\n\r\n500 Internal Server Error\n"),
+            "{text}"
+        );
+    }
 }

@@ -39,7 +39,7 @@ mod url;
 
 pub use client::{ClientHandshake, Response};
 pub use client_error::ClientHandshakeError;
-pub use http::{http_response, reason_phrase, Limits};
+pub use http::{http_response, invalid_response_part, reason_phrase, Limits};
 pub use key::{accept_key, GUID};
 pub use server::{accept, Accept, HandshakeError, Request, RequestParser};
 pub use url::Url;

@@ -66,9 +66,13 @@ impl Request {
         self.head.tokens("sec-websocket-protocol")
     }
 
-    /// The `Content-Length`, if present and a number.
+    /// The `Content-Length`: `None` when there is none, or when it is not valid. Valid
+    /// means, strictly (RFC 9110 §8.6, RFC 9112 §6.3 item 5), that every `Content-Length`
+    /// field, and every element of a comma list in one, holds the same `1*DIGIT` number,
+    /// without a sign or a leading zero, that fits in `usize`. So a request with a
+    /// `Content-Length` header and `None` here must be refused with 400, as the server does.
     pub fn content_length(&self) -> Option<usize> {
-        self.header_str("content-length")?.trim().parse().ok()
+        self.head.content_length().ok().flatten()
     }
 
     /// The raw head, request line and headers, as received.

@@ -229,7 +229,7 @@ impl<R: Reactor> Core<R> {
         if conn.registered {
             let sid = conn.sid().cloned().unwrap_or_else(|| Arc::from(""));
             self.unregister_sid(&sid, key);
-            log::info!("close {sid} ({}): {reason}", conn.peer);
+            log::info!("close {} ({}): {reason}", sid.escape_debug(), conn.peer);
             handler.on_close(&mut Context::new(self), &sid, &reason);
         } else {
             log::debug!("connection from {} closed", conn.peer);

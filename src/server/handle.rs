@@ -8,10 +8,10 @@
 //! sessions a broadcast reached without waiting for the loop, and it must never make the
 //! caller wait on a slow client. So its methods answer only whether the command was *queued*
 //! ([`HandleError::Stopped`] once the server has stopped, [`HandleError::QueueFull`] when
-//! the loop is [`COMMAND_QUEUE_LIMIT`] commands behind). The outcome of each command is
-//! logged by the loop, and a session that has to be closed because of it is reported to the
-//! handler's `on_close` as usual. Code that needs the exact outcome runs inside the loop,
-//! in a handler, where `Context` answers at once.
+//! the loop is [`COMMAND_QUEUE_LIMIT`] commands or [`COMMAND_QUEUE_BYTES`] bytes behind).
+//! The outcome of each command is logged by the loop, and a session that has to be closed
+//! because of it is reported to the handler's `on_close` as usual. Code that needs the
+//! exact outcome runs inside the loop, in a handler, where `Context` answers at once.
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use crate::close::CloseCode;
 use crate::session::Message;
 
 use super::workers::{Command, Workers};
-pub use super::workers::{HandleError, COMMAND_QUEUE_LIMIT};
+pub use super::workers::{HandleError, COMMAND_QUEUE_BYTES, COMMAND_QUEUE_LIMIT};
 
 /// A cheap, cloneable way for any thread to send to sessions, broadcast, close and shut down.
 ///

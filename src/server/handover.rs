@@ -29,7 +29,7 @@ impl<R: Reactor> Core<R> {
             Command::Send(sid, message) => {
                 let status = self.send_to_sid(&sid, message);
                 if status != SendStatus::Queued {
-                    log::debug!("send to {sid} from a handle: {status:?}");
+                    log::debug!("send to {} from a handle: {status:?}", sid.escape_debug());
                 }
             }
             // A command acts on this loop only: a handle (or another loop) sent every loop
@@ -39,7 +39,10 @@ impl<R: Reactor> Core<R> {
             }
             Command::Close(sid, code, reason) => {
                 if !self.close_sid(&sid, code, &reason) {
-                    log::debug!("close of {sid} from a handle: no open session");
+                    log::debug!(
+                        "close of {} from a handle: no open session",
+                        sid.escape_debug()
+                    );
                 }
             }
             Command::Shutdown => self.shutdown_here(),
@@ -129,7 +132,10 @@ impl<R: Reactor> Core<R> {
         if hops >= MAX_HOPS {
             // The sid keeps moving between loops (reconnects racing each other): refuse
             // rather than serve a sid that the directory says another loop holds.
-            log::warn!("{sid}: handed over {hops} times; refusing the upgrade");
+            log::warn!(
+                "{}: handed over {hops} times; refusing the upgrade",
+                sid.escape_debug()
+            );
             self.respond(key, status_response(503));
             return false;
         }
@@ -142,7 +148,10 @@ impl<R: Reactor> Core<R> {
         self.counted -= 1;
         self.workers.remove_connection(self.index);
         let peer = conn.peer;
-        log::debug!("{sid} lives on loop {owner}: handing {peer} over");
+        log::debug!(
+            "{} lives on loop {owner}: handing {peer} over",
+            sid.escape_debug()
+        );
         let Some(socket) = R::into_tcp(conn.socket) else {
             return false;
         };

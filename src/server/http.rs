@@ -6,7 +6,7 @@
 //! handler; `http_fallback.rs` does that for the loop. The HTTP/1.1 head itself is written
 //! by `crate::handshake::http_response`.
 
-use crate::handshake::{http_response, reason_phrase, Request};
+use crate::handshake::{http_response, invalid_response_part, reason_phrase, Request};
 
 /// A plain HTTP request, head and body.
 #[derive(Debug)]
@@ -88,17 +88,34 @@ impl HttpResponse {
     }
 
     /// Add a header.
+    ///
+    /// The name must be a token and the value visible text, spaces and tabs (RFC 9110
+    /// §5.5, §5.6.2): no CR, LF, NUL or other control character. This is checked when the
+    /// response is sent (the fields are public, so it cannot be checked only here): a
+    /// response with an invalid header name or value, an invalid `content_type`, or a
+    /// status that is not three digits is not sent; the client gets
+    /// `500 Internal Server Error` instead, and the server logs an error naming the header.
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
 
+    /// The bytes to send: this response, or a 500 (logged) when a part of it is invalid.
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let headers: Vec<(&str, &str)> = self
             .headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
+        if let Some(part) = invalid_response_part(self.status, &headers, &self.content_type) {
+            log::error!(
+                "the handler's {} response has an invalid {:?} (a control character in a \
+                 value, a name that is not a token, or a bad status); sending 500 instead",
+                self.status,
+                part
+            );
+            return status_response(500);
+        }
         http_response(self.status, &headers, &self.content_type, &self.body)
     }
 }
@@ -118,4 +135,47 @@ pub(crate) fn too_many_connections() -> Vec<u8> {
         "text/plain; charset=utf-8",
         b"too many connections\n",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(response: &HttpResponse) -> String {
+        String::from_utf8(response.to_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_valid_response_is_sent_as_built() {
+        let ok = HttpResponse::text(201, "made\n").with_header("Location", "/orders/7");
+        let bytes = text(&ok);
+        assert!(bytes.starts_with("HTTP/1.1 201 Created\r\nLocation: /orders/7\r\n"));
+        assert!(bytes.ends_with("\r\n\r\nmade\n"));
+    }
+
+    #[test]
+    fn an_invalid_header_or_content_type_never_reaches_the_wire() {
+        let split =
+            HttpResponse::text(200, "hi").with_header("X-Name", "a\r\nSet-Cookie: sid=evil");
+        let lf = HttpResponse::text(200, "hi").with_header("X-Name", "a\nb");
+        let name = HttpResponse::text(200, "hi").with_header("X Name", "a");
+        let mut content_type = HttpResponse::text(200, "hi");
+        content_type.content_type = "text/html\r\n\r\n<script>".into();
+        let status = HttpResponse::text(1200, "hi");
+        for response in [split, lf, name, content_type, status] {
+            let bytes = text(&response);
+            assert!(
+                bytes.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+                "{bytes}"
+            );
+            assert!(
+                !bytes.contains("evil") && !bytes.contains("<script>"),
+                "{bytes}"
+            );
+            assert!(
+                bytes.ends_with("\r\n\r\n500 Internal Server Error\n"),
+                "{bytes}"
+            );
+        }
+    }
 }

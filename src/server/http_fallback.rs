@@ -30,7 +30,15 @@ impl<R: Reactor> Core<R> {
             None => 0,
             Some(_) => match request.content_length() {
                 Some(n) => n,
-                None => return self.respond(key, status_response(400)),
+                // RFC 9112 §6.3 item 5: an invalid Content-Length (not 1*DIGIT, or several
+                // that differ) is unrecoverable: 400, and the connection closes after it.
+                None => {
+                    log::info!(
+                        "bad request from {}: invalid Content-Length",
+                        self.conns[key].peer
+                    );
+                    return self.respond(key, status_response(400));
+                }
             },
         };
         if need > self.config.max_http_body {
@@ -58,8 +66,8 @@ impl<R: Reactor> Core<R> {
         let response = handler.on_request(&mut Context::new(self), &request);
         log::info!(
             "{} {} from {peer}: {}",
-            request.method(),
-            request.head.path(),
+            request.method().escape_debug(),
+            request.head.path().escape_debug(),
             response.status
         );
         self.respond(key, response.to_bytes());

@@ -159,7 +159,7 @@ impl<R: Reactor> Core<R> {
             Err(status) => {
                 log::info!(
                     "upgrade to {} from {peer} refused: {status}",
-                    request.path()
+                    request.path().escape_debug()
                 );
                 return self.respond(key, status_response(status));
             }
@@ -222,7 +222,8 @@ impl<R: Reactor> Core<R> {
         if let Some(old) = self.sids.get(&sid).copied() {
             if let Some(conn) = self.conns.get_mut(old.key) {
                 log::info!(
-                    "close {sid} ({}): replaced by a newer connection",
+                    "close {} ({}): replaced by a newer connection",
+                    sid.escape_debug(),
                     conn.peer
                 );
                 conn.registered = false;
@@ -239,7 +240,7 @@ impl<R: Reactor> Core<R> {
         let conn = &mut self.conns[key];
         conn.registered = true;
         let generation = conn.generation;
-        log::info!("open {sid} ({})", conn.peer);
+        log::info!("open {} ({})", sid.escape_debug(), conn.peer);
         self.sids.insert(sid.clone(), ConnRef { key, generation });
         self.report_counts();
         handler.on_open(&mut Context::new(self), &sid);
@@ -263,14 +264,23 @@ impl<R: Reactor> Core<R> {
             conn.take_session_output();
             match event {
                 Event::Message(message) => {
-                    log::debug!("message from {sid}: {} bytes", message.len());
+                    log::debug!(
+                        "message from {}: {} bytes",
+                        sid.escape_debug(),
+                        message.len()
+                    );
                     if conn.registered {
                         handler.on_message(&mut Context::new(self), &sid, message);
                     }
                 }
                 Event::Ping(_) | Event::Pong(_) => {}
                 Event::Close(close) => {
-                    log::debug!("close from {sid}: {} {:?}", close.code, close.reason);
+                    log::debug!(
+                        "close from {}: {} {:?}",
+                        sid.escape_debug(),
+                        close.code,
+                        close.reason
+                    );
                     conn.set_reason(CloseReason::ByClient(close));
                 }
             }

@@ -102,7 +102,7 @@ mod workers;
 
 pub use builder::{Server, ServerBuilder};
 pub use config::ServerConfig;
-pub use handle::{Handle, HandleError, COMMAND_QUEUE_LIMIT};
+pub use handle::{Handle, HandleError, COMMAND_QUEUE_BYTES, COMMAND_QUEUE_LIMIT};
 pub use handler::{CloseReason, Context, Handler, SendStatus};
 pub use http::{HttpRequest, HttpResponse};
 pub use route::Route;

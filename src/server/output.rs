@@ -158,7 +158,10 @@ impl<R: Reactor> Core<R> {
                 .close(CloseCode::PolicyViolation, "write queue full")
                 .is_ok()
             {
-                log::warn!("{sid}: {queued} bytes queued, over the high-water mark; closing");
+                log::warn!(
+                    "{}: {queued} bytes queued, over the high-water mark; closing",
+                    sid.escape_debug()
+                );
             }
         }
         conn.set_reason(CloseReason::WriteQueueFull);

@@ -27,12 +27,27 @@ use crate::session::Message;
 /// [`HandleError::QueueFull`]: a bound on the memory a runaway producer can take.
 pub const COMMAND_QUEUE_LIMIT: usize = 65_536;
 
+/// How many bytes the commands waiting for one loop may hold (message payloads, sids and
+/// close reasons; a broadcast's frame is counted once in each loop's queue) before
+/// [`Handle`](struct.Handle.html) methods fail with [`HandleError::QueueFull`].
+/// [`COMMAND_QUEUE_LIMIT`] alone bounds the count, not the size: 65,536 sends of 64 MiB each
+/// would be 4 TiB.
+///
+/// 64 MiB, the default `max_message_size`: a loop that has a maximum-size message's worth of
+/// commands it has not yet taken is behind, and the producer is told so rather than the
+/// server's memory growing. The bytes are released when the loop takes its commands, which
+/// it does on every wake-up. One command larger than the bound is still accepted when the
+/// queue holds no bytes, so that a large message can always be sent to an idle loop: a queue
+/// holds at most this bound plus one command. A shutdown is never refused for being full.
+pub const COMMAND_QUEUE_BYTES: usize = 64 << 20;
+
 /// Why a command was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HandleError {
     /// The server has stopped; nothing will execute the command.
     Stopped,
-    /// The loop is too far behind ([`COMMAND_QUEUE_LIMIT`] commands waiting).
+    /// The loop is too far behind ([`COMMAND_QUEUE_LIMIT`] commands, or
+    /// [`COMMAND_QUEUE_BYTES`] bytes of them, waiting).
     QueueFull,
 }
 
@@ -66,9 +81,29 @@ pub(crate) enum Command {
     },
 }
 
+impl Command {
+    /// The bytes this command holds, charged to the queue it waits in.
+    fn bytes(&self) -> usize {
+        match self {
+            Command::Send(sid, message) => sid.len() + message.len(),
+            Command::Broadcast(frame) => frame.len(),
+            Command::Close(sid, _, reason) => sid.len() + reason.len(),
+            Command::Shutdown => 0,
+            Command::Adopt { bytes, .. } => bytes.len(),
+        }
+    }
+}
+
+/// One loop's waiting commands and the bytes they hold.
+#[derive(Default)]
+struct Queue {
+    commands: Vec<Command>,
+    bytes: usize,
+}
+
 /// What other threads share with one event loop.
 struct Loop {
-    commands: Mutex<Vec<Command>>,
+    commands: Mutex<Queue>,
     waker: mio::Waker,
     stopped: AtomicBool,
     /// Open sessions and live connections on this loop, as the loop last reported them.
@@ -102,7 +137,7 @@ impl Workers {
         let loops = wakers
             .into_iter()
             .map(|waker| Loop {
-                commands: Mutex::new(Vec::new()),
+                commands: Mutex::new(Queue::default()),
                 waker,
                 stopped: AtomicBool::new(false),
                 sessions: AtomicUsize::new(0),
@@ -135,19 +170,32 @@ impl Workers {
             if target.stopped.load(Ordering::Acquire) {
                 return Err(HandleError::Stopped);
             }
-            if queue.len() >= COMMAND_QUEUE_LIMIT {
-                return Err(HandleError::QueueFull);
+            let bytes = command.bytes();
+            // A shutdown always gets through: it is queued once per loop, and it is what
+            // ends a loop that is behind.
+            if !matches!(command, Command::Shutdown) {
+                if queue.commands.len() >= COMMAND_QUEUE_LIMIT {
+                    return Err(HandleError::QueueFull);
+                }
+                // Over the byte bound, except one command alone in an empty queue.
+                if queue.bytes > 0 && queue.bytes.saturating_add(bytes) > COMMAND_QUEUE_BYTES {
+                    return Err(HandleError::QueueFull);
+                }
             }
-            queue.push(command);
+            queue.bytes = queue.bytes.saturating_add(bytes);
+            queue.commands.push(command);
         }
         // A wake-up on a loop that has already stopped is harmless.
         let _ = target.waker.wake();
         Ok(())
     }
 
-    /// Loop `index` takes what is queued for it (swapped with `into`, which should be empty).
+    /// Loop `index` takes what is queued for it (swapped with `into`, which should be
+    /// empty); the bytes they held no longer count against the queue.
     pub(crate) fn take_commands(&self, index: usize, into: &mut Vec<Command>) {
-        std::mem::swap(&mut *lock(&self.loops[index].commands), into);
+        let mut queue = lock(&self.loops[index].commands);
+        std::mem::swap(&mut queue.commands, into);
+        queue.bytes = 0;
     }
 
     // ----- Counts ------------------------------------------------------------------------
@@ -282,7 +330,8 @@ impl Workers {
             if l.stopped.swap(true, Ordering::AcqRel) {
                 return;
             }
-            queue.clear();
+            queue.commands.clear();
+            queue.bytes = 0;
         }
         l.sessions.store(0, Ordering::Relaxed);
         l.connections.store(0, Ordering::Relaxed);
@@ -292,5 +341,69 @@ impl Workers {
         let mut stopped = lock(&self.stopped);
         *stopped += 1;
         self.stopped_cond.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shared state for `loops` loops that nobody runs: the test reads their queues.
+    fn workers(loops: usize) -> (Vec<mio::Poll>, Workers) {
+        let polls: Vec<mio::Poll> = (0..loops).map(|_| mio::Poll::new().unwrap()).collect();
+        let wakers = polls
+            .iter()
+            .map(|p| mio::Waker::new(p.registry(), mio::Token(1)).unwrap())
+            .collect();
+        (polls, Workers::new(wakers))
+    }
+
+    #[test]
+    fn a_loop_queue_is_bounded_in_bytes_and_released_when_taken() {
+        let (_polls, workers) = workers(2);
+        // 1 MiB frames, shared (one allocation), counted in full in each queue they are in.
+        let frame: Arc<[u8]> = Arc::from(vec![0u8; 1 << 20]);
+        let fits = COMMAND_QUEUE_BYTES / frame.len();
+        for _ in 0..fits {
+            workers
+                .push_to(0, Command::Broadcast(frame.clone()))
+                .unwrap();
+        }
+        assert_eq!(
+            workers.push_to(0, Command::Broadcast(frame.clone())),
+            Err(HandleError::QueueFull)
+        );
+        // A small command does not fit either; the other loop's queue is its own.
+        let send = || Command::Send("alice".into(), Message::Text("hi".into()));
+        assert_eq!(workers.push_to(0, send()), Err(HandleError::QueueFull));
+        workers
+            .push_to(1, Command::Broadcast(frame.clone()))
+            .unwrap();
+        // A shutdown is never refused.
+        workers.push_to(0, Command::Shutdown).unwrap();
+        // Taking the commands releases their bytes.
+        let mut taken = Vec::new();
+        workers.take_commands(0, &mut taken);
+        assert_eq!(taken.len(), fits + 1);
+        workers.push_to(0, send()).unwrap();
+        workers.push_to(0, Command::Broadcast(frame)).unwrap();
+    }
+
+    #[test]
+    fn a_send_counts_its_payload_and_one_huge_command_fits_only_an_empty_queue() {
+        let (_polls, workers) = workers(1);
+        let big = || Command::Send("s".into(), Message::Binary(vec![0u8; COMMAND_QUEUE_BYTES]));
+        // Alone in an empty queue it is accepted (it could never be sent otherwise) ...
+        workers.push_to(0, big()).unwrap();
+        // ... and then nothing else with bytes fits until the loop takes it.
+        let close = Command::Close("s".into(), CloseCode::NormalClosure, "bye".into());
+        assert_eq!(workers.push_to(0, close), Err(HandleError::QueueFull));
+        let mut taken = Vec::new();
+        workers.take_commands(0, &mut taken);
+        assert_eq!(taken.len(), 1);
+        // A payload that would cross the bound behind a small command is refused.
+        let small = Command::Send("s".into(), Message::Text("hi".into()));
+        workers.push_to(0, small).unwrap();
+        assert_eq!(workers.push_to(0, big()), Err(HandleError::QueueFull));
     }
 }

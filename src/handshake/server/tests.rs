@@ -250,3 +250,26 @@ fn response_with_carries_the_extension_header() {
     ));
     assert!(with.ends_with("\r\n\r\n") && !with.ends_with("\r\n\r\n\r\n"));
 }
+
+#[test]
+fn content_length_is_none_when_absent_or_invalid() {
+    let post = |headers: &str| {
+        let text = alloc::format!("POST /orders HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
+        parse(text.as_bytes()).unwrap()
+    };
+    assert_eq!(post("").content_length(), None);
+    assert_eq!(post("Content-Length: 12\r\n").content_length(), Some(12));
+    assert_eq!(
+        post("Content-Length: 12\r\nContent-Length: 12\r\n").content_length(),
+        Some(12)
+    );
+    // RFC 9112 §6.3 item 5: invalid, so None, though the header is there (the server
+    // answers 400).
+    for bad in ["+12", "012", "12, 13", "1 2", "-1"] {
+        let request = post(&alloc::format!("Content-Length: {bad}\r\n"));
+        assert!(request.header("content-length").is_some());
+        assert_eq!(request.content_length(), None, "{bad:?}");
+    }
+    let differing = post("Content-Length: 12\r\nContent-Length: 13\r\n");
+    assert_eq!(differing.content_length(), None);
+}
