@@ -246,9 +246,12 @@ fn parse_args() -> Result<Args, String> {
                 .push(Allowed::parse(&value("--allow-host")?)?),
             "--token" => {
                 let token = value("--token")?;
-                // RFC 6750 §2.1: a b64token, visible ASCII without spaces.
-                if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-                    return Err("--token needs visible ASCII characters, no spaces".into());
+                // RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" /
+                // "/" ) *"=", what a client can put after `Bearer `.
+                let body = token.trim_end_matches('=');
+                let b64 = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+                if body.is_empty() || !body.bytes().all(b64) {
+                    return Err("--token needs letters, digits and -._~+/ (then any =)".into());
                 }
                 args.token = Some(token);
             }
