@@ -322,11 +322,21 @@ fn upgrades_from_another_origin_are_refused_and_open_no_session() {
     );
     assert_eq!(status, 101);
     d.wait_log("dashboard localhost-sid connected");
+    // Through a local proxy (the `tap` example on port 9000), which forwards the head as is.
+    let (status, _tapped) = d.upgrade(
+        "tapped-sid",
+        &[
+            "Host: 127.0.0.1:9000".into(),
+            "Origin: http://127.0.0.1:9000".into(),
+        ],
+    );
+    assert_eq!(status, 101);
+    d.wait_log("dashboard tapped-sid connected");
 
-    // None of the refused upgrades became a session: an alert reaches exactly the two.
+    // None of the refused upgrades became a session: an alert reaches exactly the three.
     let (status, body) = d.post("/orders/5/remind", None, &[], "");
     assert_eq!(status, 200, "{body}");
-    assert!(body.ends_with(r#"{"delivered":2}"#), "{body}");
+    assert!(body.ends_with(r#"{"delivered":3}"#), "{body}");
     assert!(next_text(&mut page, WAIT)
         .unwrap()
         .contains(r#""orderId":5"#));
@@ -439,11 +449,11 @@ fn a_host_that_is_not_allowed_gets_421_even_for_the_page() {
     for host in [
         "evil.example".to_string(),
         format!("evil.example:{port}"),
-        format!("localhost:{}", port.wrapping_add(1)),
+        format!("127.0.0.2:{port}"),
         format!("127.0.0.1:+{port}"),
         format!("evil.example@127.0.0.1:{port}"),
         "other.example:82".to_string(),
-        "127.0.0.1".to_string(),
+        "localhost.evil.example".to_string(),
     ] {
         let (status, body) = get(Some(&host));
         assert_eq!(status, 421, "Host {host}");
@@ -453,6 +463,9 @@ fn a_host_that_is_not_allowed_gets_421_even_for_the_page() {
         format!("127.0.0.1:{port}"),
         format!("LocalHost:{port}"),
         format!("[::1]:{port}"),
+        // A local proxy (the `tap` example) forwards the Host of its own port.
+        "127.0.0.1:9000".to_string(),
+        "localhost".to_string(),
         "dash.example".to_string(),
         "dash.example:8443".to_string(),
         "other.example:81".to_string(),
@@ -587,9 +600,12 @@ fn hosts_match_by_name_and_port() {
         Ok(()),
         "a name without a port allows any port"
     );
+    // Loopback names on any port: a local proxy; no attacker's DNS gives these names.
+    assert_eq!(status("localhost:9000"), Ok(()));
+    assert_eq!(status("127.0.0.1"), Ok(()));
     for bad in [
-        "localhost:8081",
-        "localhost",
+        "192.0.2.7:8081",
+        "192.0.2.7",
         "evil.example:8080",
         "127.0.0.1:8080:8080",
         "127.0.0.1:",
@@ -608,7 +624,8 @@ fn hosts_match_by_name_and_port() {
     assert!(matches!(any.check_http(&req), Err(Refusal::WrongHost(_))));
     assert_eq!(
         a.hosts(),
-        "localhost:8080, 127.0.0.1:8080, [::1]:8080, 192.0.2.7:8080, dash.example (any port)"
+        "localhost (any port), 127.0.0.1 (any port), [::1] (any port), 192.0.2.7:8080, \
+         dash.example (any port)"
     );
     assert!(!a.has_token());
     // IPv6 binds are named in brackets.
@@ -622,7 +639,7 @@ fn hosts_match_by_name_and_port() {
 }
 
 #[test]
-fn origins_must_be_http_or_https_on_an_allowed_host() {
+fn origins_must_be_the_requests_own_or_an_allowed_name() {
     let a = access("127.0.0.1:8080", &["dash.example"], Some("tok"));
     let check = |method: &str, extra: &[&str]| {
         let mut headers = vec!["Host: 127.0.0.1:8080", "Authorization: Bearer tok"];
@@ -631,9 +648,10 @@ fn origins_must_be_http_or_https_on_an_allowed_host() {
             .map_err(|r| r.status())
     };
     assert_eq!(check("POST", &[]), Ok(()), "curl sends no Origin");
+    // The request's own origin, and the --allow-host names (a proxy that rewrites Host).
     for ok in [
         "http://127.0.0.1:8080",
-        "HTTP://localhost:8080",
+        "HTTPS://127.0.0.1:8080",
         "https://dash.example",
     ] {
         assert_eq!(check("POST", &[&format!("Origin: {ok}")]), Ok(()), "{ok}");
@@ -641,7 +659,9 @@ fn origins_must_be_http_or_https_on_an_allowed_host() {
     for bad in [
         "null",
         "https://evil.example",
+        // Another server on this machine, or this one under another name: other origins.
         "http://127.0.0.1:3000",
+        "http://localhost:8080",
         "http://127.0.0.1",
         "https://127.0.0.1:8080:1",
         "ws://127.0.0.1:8080",
@@ -677,6 +697,24 @@ fn origins_must_be_http_or_https_on_an_allowed_host() {
     assert_eq!(
         upgrade(&["Host: evil.example", "Origin: http://127.0.0.1:8080"]),
         Err(421)
+    );
+    // Behind the `tap` proxy on port 9000, the page's origin is the proxy's.
+    let tapped = ["Host: 127.0.0.1:9000", "Origin: http://127.0.0.1:9000"];
+    assert_eq!(upgrade(&tapped), Ok(()));
+    let mixed = ["Host: 127.0.0.1:9000", "Origin: http://127.0.0.1:8080"];
+    assert_eq!(upgrade(&mixed), Err(403));
+    // Without a port, Host and Origin stand for the scheme's default one.
+    assert_eq!(
+        upgrade(&["Host: localhost", "Origin: http://localhost:80"]),
+        Ok(())
+    );
+    assert_eq!(
+        upgrade(&["Host: localhost", "Origin: https://localhost"]),
+        Ok(())
+    );
+    assert_eq!(
+        upgrade(&["Host: localhost", "Origin: http://localhost:8080"]),
+        Err(403)
     );
 }
 

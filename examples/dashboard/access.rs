@@ -8,16 +8,19 @@
 //!
 //! The rules, in the order they run:
 //! 1. **Host** (every request, page, POSTs and upgrades): exactly one `Host` header (else
-//!    400), whose `name[:port]` is on the allow-list (else 421). A `Host` without a port
-//!    means port 80. The list always holds `localhost`, `127.0.0.1` and `[::1]` with the
-//!    bound port, and the bound IP with its port unless it is `0.0.0.0` or `[::]`; each
-//!    `--allow-host NAME[:PORT]` adds one entry, and a NAME without a port allows any port
-//!    (the public name behind a proxy). Names compare case-insensitively.
-//! 2. **Same site** (upgrades and every request that is not GET or HEAD): a
-//!    `Sec-Fetch-Site: cross-site` is refused, and so is an `Origin` that is not `http://` or
-//!    `https://` followed by an allowed host (`Origin: null` included; `http` means port 80
-//!    and `https` 443 when the origin has no port). No `Origin` at all passes: browsers send
-//!    one on every upgrade and every cross-origin POST, while curl and scripts send none.
+//!    400), whose `name[:port]` is on the allow-list (else 421). The list holds `localhost`,
+//!    `127.0.0.1` and `[::1]` on any port (a name an attacker's DNS cannot give: a local
+//!    proxy such as the `tap` example forwards its own port), the bound IP with the bound
+//!    port unless it is `0.0.0.0` or `[::]`, and each `--allow-host NAME[:PORT]`, where a
+//!    NAME without a port allows any port (the public name behind a proxy). A `Host` without
+//!    a port means port 80. Names compare case-insensitively.
+//! 2. **Same origin** (upgrades and every request that is not GET or HEAD): a
+//!    `Sec-Fetch-Site: cross-site` is refused, and so is an `Origin` (`null` included) that
+//!    is neither the request's own `http://` or `https://` + `Host` (a port that is the
+//!    scheme's default may be left out of either) nor `http(s)://` + an `--allow-host` name
+//!    (for a proxy that rewrites `Host`). Another server on this machine, on another port,
+//!    is another origin. No `Origin` at all passes: browsers send one on every upgrade and
+//!    every cross-origin POST, while curl and scripts send none.
 //! 3. **Token** (POSTs and other unsafe methods, only with `--token T`): the request must
 //!    carry `Authorization: Bearer T` (else 401 with `WWW-Authenticate: Bearer`). A header
 //!    rather than a query parameter, so that the token stays out of access logs and the
@@ -123,7 +126,10 @@ impl fmt::Display for Refusal {
 /// The dashboard's access rules; see the module documentation.
 #[derive(Debug)]
 pub struct Access {
+    /// The `Host` allow-list: the defaults, then `extra`.
     allowed: Vec<Allowed>,
+    /// The `--allow-host` entries alone: the origins allowed besides the request's own.
+    extra: Vec<Allowed>,
     token: Option<String>,
 }
 
@@ -136,7 +142,7 @@ impl Access {
             .iter()
             .map(|name| Allowed {
                 name: name.to_string(),
-                port,
+                port: None,
             })
             .collect();
         // `0.0.0.0` and `[::]` are not names a client should use; behind them the real name
@@ -157,6 +163,7 @@ impl Access {
         }
         Access {
             allowed: unique,
+            extra: extra.to_vec(),
             token,
         }
     }
@@ -190,13 +197,12 @@ impl Access {
         self.check_token(request)
     }
 
-    fn allows(&self, authority: &str, default_port: u16) -> bool {
-        match split_authority(authority) {
-            Some((name, port)) => {
-                let port = port.unwrap_or(default_port);
-                self.allowed.iter().any(|entry| entry.matches(&name, port))
-            }
-            None => false,
+    /// The one `Host` of `request`, parsed; `check_host` has vouched for it.
+    fn host(request: &Request) -> Option<(String, Option<u16>)> {
+        let mut hosts = headers(request, "host");
+        match (hosts.next(), hosts.next()) {
+            (Some(host), None) => split_authority(std::str::from_utf8(host).ok()?),
+            _ => None,
         }
     }
 
@@ -205,14 +211,17 @@ impl Access {
         let (Some(host), None) = (hosts.next(), hosts.next()) else {
             return Err(Refusal::BadHost);
         };
-        let Ok(host) = std::str::from_utf8(host) else {
-            return Err(Refusal::WrongHost(preview_bytes(host)));
-        };
+        let refused = || Refusal::WrongHost(preview_bytes(host));
+        let (name, port) = std::str::from_utf8(host)
+            .ok()
+            .and_then(split_authority)
+            .ok_or_else(refused)?;
         // RFC 9110 §4.2.1 (via §7.2): no port in Host means the scheme's default, 80 for http.
-        if self.allows(host, 80) {
+        let port = port.unwrap_or(80);
+        if self.allowed.iter().any(|entry| entry.matches(&name, port)) {
             Ok(())
         } else {
-            Err(Refusal::WrongHost(preview(host, 64)))
+            Err(refused())
         }
     }
 
@@ -239,7 +248,16 @@ impl Access {
         } else {
             return Err(refused());
         };
-        if self.allows(authority, default_port) {
+        let (name, port) = split_authority(authority).ok_or_else(refused)?;
+        // RFC 6454 §4: an origin is (scheme, host, port); a default port may be left out.
+        let without_default = |port: Option<u16>| port.filter(|&p| p != default_port);
+        let own = Access::host(request)
+            .is_some_and(|(h, p)| h == name && without_default(p) == without_default(port));
+        let listed = self
+            .extra
+            .iter()
+            .any(|entry| entry.matches(&name, port.unwrap_or(default_port)));
+        if own || listed {
             Ok(())
         } else {
             Err(refused())

@@ -41,12 +41,13 @@
 //!
 //! Safe to expose (`access.rs` has the rules, `tests/dashboard.rs` tries each attack):
 //! - every request, page, POST and upgrade, must name an allowed `Host` (else 421): by
-//!   default `localhost`, `127.0.0.1` and `[::1]` with the bound port, and the bound address;
-//!   `--allow-host NAME[:PORT]` (repeatable) adds a name, e.g. the public one behind a proxy
-//!   or the machine's name when bound to `0.0.0.0`. A DNS-rebound name gets nothing.
-//! - upgrades and POSTs from another site are refused with 403: an `Origin` that is not
-//!   `http(s)://` and an allowed host (`Origin: null` too), or `Sec-Fetch-Site: cross-site`.
-//!   curl and scripts send no `Origin` and keep working as above.
+//!   default `localhost`, `127.0.0.1` and `[::1]` (any port, so that a local proxy such as
+//!   `tap` works) and the bound address; `--allow-host NAME[:PORT]` (repeatable) adds a name,
+//!   e.g. the public one behind a proxy or the machine's name when bound to `0.0.0.0`. A
+//!   DNS-rebound name gets nothing.
+//! - upgrades and POSTs from another origin are refused with 403: an `Origin` (`null` too)
+//!   that is neither `http(s)://` + the request's own `Host` nor an `--allow-host` name, or
+//!   `Sec-Fetch-Site: cross-site`. curl and scripts send no `Origin` and work as above.
 //! - with `--token T`, every POST needs `Authorization: Bearer T` (else 401):
 //!   `curl -X POST -H 'Authorization: Bearer T' http://127.0.0.1:8080/orders/42/remind`.
 //! - the page takes its sid from `crypto.randomUUID()` (or `crypto.getRandomValues`), never
