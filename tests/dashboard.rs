@@ -628,6 +628,12 @@ fn hosts_match_by_name_and_port() {
          dash.example (any port)"
     );
     assert!(!a.has_token());
+    let local = access("127.0.0.1:8080", &[], Some("t"));
+    assert_eq!(
+        local.hosts(),
+        "localhost (any port), 127.0.0.1 (any port), [::1] (any port)"
+    );
+    assert!(local.has_token());
     // IPv6 binds are named in brackets.
     let v6 = access("[::1]:9000", &[], None);
     assert_eq!(

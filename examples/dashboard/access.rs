@@ -1,4 +1,4 @@
-//! Who may use the dashboard: the `Host` allow-list, the same-site check of upgrades and
+//! Who may use the dashboard: the `Host` allow-list, the same-origin check of upgrades and
 //! POSTs, and the optional bearer token; plus [`preview`], the bounded, escaped form in which
 //! the dashboard logs text that a client chose.
 //!
@@ -152,7 +152,12 @@ impl Access {
                 SocketAddr::V4(v4) => v4.ip().to_string(),
                 SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
             };
-            allowed.push(Allowed { name, port });
+            if !allowed
+                .iter()
+                .any(|entry| entry.matches(&name, local.port()))
+            {
+                allowed.push(Allowed { name, port });
+            }
         }
         allowed.extend(extra.iter().cloned());
         let mut unique: Vec<Allowed> = Vec::with_capacity(allowed.len());
@@ -179,21 +184,21 @@ impl Access {
         self.token.is_some()
     }
 
-    /// The checks of an upgrade request: Host, then same site (no token: a page cannot set
+    /// The checks of an upgrade request: Host, then same origin (no token: a page cannot set
     /// headers on a WebSocket).
     pub fn check_upgrade(&self, request: &Request) -> Result<(), Refusal> {
         self.check_host(request)?;
-        self.check_same_site(request)
+        self.check_same_origin(request)
     }
 
-    /// The checks of a plain HTTP request: Host for all; same site and token for every
+    /// The checks of a plain HTTP request: Host for all; same origin and token for every
     /// method but GET and HEAD (RFC 9110 §9.2.1: the safe methods, which change nothing here).
     pub fn check_http(&self, request: &Request) -> Result<(), Refusal> {
         self.check_host(request)?;
         if matches!(request.method(), "GET" | "HEAD") {
             return Ok(());
         }
-        self.check_same_site(request)?;
+        self.check_same_origin(request)?;
         self.check_token(request)
     }
 
@@ -225,7 +230,7 @@ impl Access {
         }
     }
 
-    fn check_same_site(&self, request: &Request) -> Result<(), Refusal> {
+    fn check_same_origin(&self, request: &Request) -> Result<(), Refusal> {
         // Fetch Metadata: the browser's own verdict on where the request comes from.
         if headers(request, "sec-fetch-site").any(|v| v.eq_ignore_ascii_case(b"cross-site")) {
             return Err(Refusal::CrossSite("Sec-Fetch-Site: cross-site".into()));
