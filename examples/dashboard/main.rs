@@ -38,16 +38,59 @@
 //! directory), an alert goes to this instance's pages through the `Context` and to the other
 //! instances' through Redis, and `/send/<sid>` for a page open elsewhere is forwarded to the
 //! instance that holds it. None of it waits for Redis on the event loop.
+//!
+//! Safe to expose (`access.rs` has the rules, `tests/dashboard.rs` tries each attack):
+//! - every request, page, POST and upgrade, must name an allowed `Host` (else 421): by
+//!   default `localhost`, `127.0.0.1` and `[::1]` (any port, so that a local proxy such as
+//!   `tap` works) and the bound address; `--allow-host NAME[:PORT]` (repeatable) adds a name,
+//!   e.g. the public one behind a proxy or the machine's name when bound to `0.0.0.0`. A
+//!   DNS-rebound name gets nothing.
+//! - upgrades and POSTs from another origin are refused with 403: an `Origin` (`null` too)
+//!   that is neither `http(s)://` + the request's own `Host` nor an `--allow-host` name, or
+//!   `Sec-Fetch-Site: cross-site`. curl and scripts send no `Origin` and work as above.
+//! - with `--token T`, every POST needs `Authorization: Bearer T` (else 401):
+//!   `curl -X POST -H 'Authorization: Bearer T' http://127.0.0.1:8080/orders/42/remind`.
+//! - the page takes its sid from `crypto.randomUUID()` (or `crypto.getRandomValues`), never
+//!   `Math.random`, so that another page cannot guess it and take the session over.
+//! - what a page sends is logged as its length and a short escaped preview, never whole.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use wsloop::handshake::Request;
 use wsloop::server::{
-    CloseReason, Context, Handle, Handler, HttpRequest, HttpResponse, SendStatus, Server,
+    CloseReason, Context, Handle, Handler, HttpRequest, HttpResponse, Route, SendStatus, Server,
 };
 use wsloop::Message;
 use wsloop_redis::{Bridge, Config};
 
+mod access;
+use access::{preview, Access, Allowed};
+
 const PAGE: &str = include_str!("page.html");
+
+/// Longest preview, in bytes, of a text a client chose (a message, a sid) in a log line.
+const PREVIEW: usize = 64;
+
+/// The access rules, set in `main` once the bound address is known (port 0 picks one) and
+/// before the server runs; read by the upgrade route (a plain function) and `on_request`.
+static ACCESS: OnceLock<Access> = OnceLock::new();
+
+/// The upgrade route: the access checks of `access.rs`, then the sid exactly as the default
+/// `/ws/{sid}` route takes it.
+fn upgrade_route(request: &Request) -> Result<String, u16> {
+    let Some(access) = ACCESS.get() else {
+        return Err(503);
+    };
+    if let Err(refusal) = access.check_upgrade(request) {
+        log::warn!(
+            "upgrade to {} refused: {refusal}",
+            preview(request.path(), PREVIEW)
+        );
+        return Err(refusal.status());
+    }
+    Route::default().sid(request)
+}
 
 /// Alert types, as in the original back office: 1 = new order, 2 = customer reminder.
 fn alert(kind: u8, order_id: u64) -> String {
@@ -61,22 +104,41 @@ struct Dashboard {
 
 impl Handler for Dashboard {
     fn on_open(&mut self, ctx: &mut Context<'_>, sid: &str) {
+        let sid = preview(sid, PREVIEW);
         log::info!("dashboard {sid} connected ({} open)", ctx.session_count());
     }
 
     fn on_message(&mut self, _ctx: &mut Context<'_>, sid: &str, message: Message) {
-        // Messages from the page are logged, not echoed.
+        // Messages from the page are logged, not echoed: their length and a short escaped
+        // preview, so that a 5 MB message is not a 5 MB log line.
+        let sid = preview(sid, PREVIEW);
         match message {
-            Message::Text(text) => log::info!("from {sid}: {text}"),
+            Message::Text(text) => log::info!(
+                "from {sid}: {} bytes of text \"{}\"",
+                text.len(),
+                preview(&text, PREVIEW)
+            ),
             Message::Binary(bytes) => log::info!("from {sid}: {} binary bytes", bytes.len()),
         }
     }
 
     fn on_close(&mut self, _ctx: &mut Context<'_>, sid: &str, reason: &CloseReason) {
+        let sid = preview(sid, PREVIEW);
         log::info!("dashboard {sid} disconnected: {reason}");
     }
 
     fn on_request(&mut self, ctx: &mut Context<'_>, request: &HttpRequest) -> HttpResponse {
+        let Some(access) = ACCESS.get() else {
+            return HttpResponse::json(503, r#"{"error":"starting"}"#);
+        };
+        if let Err(refusal) = access.check_http(request.head()) {
+            log::warn!(
+                "{} {} refused: {refusal}",
+                preview(request.method(), PREVIEW),
+                preview(request.path(), PREVIEW)
+            );
+            return refusal.response();
+        }
         let segments: Vec<&str> = request.path().split('/').skip(1).collect();
         match (request.method(), segments.as_slice()) {
             ("GET", [""]) | ("GET", ["index.html"]) => HttpResponse::html(200, PAGE),
@@ -146,12 +208,17 @@ fn simulate_orders(handle: Handle, cluster: Option<Bridge>) {
     });
 }
 
-/// `[ADDR] [--bind ADDR] [--workers N] [--redis URL] [--simulate]`.
+/// `[ADDR] [--bind ADDR] [--workers N] [--redis URL] [--simulate] [--allow-host NAME[:PORT]]...
+/// [--token T]`.
 struct Args {
     addr: String,
     workers: usize,
     redis: Option<String>,
     simulate: bool,
+    /// `--allow-host`, added to the default allow-list.
+    allow_hosts: Vec<Allowed>,
+    /// `--token`: every POST must carry `Authorization: Bearer <token>`.
+    token: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -160,6 +227,8 @@ fn parse_args() -> Result<Args, String> {
         workers: 1,
         redis: None,
         simulate: false,
+        allow_hosts: Vec::new(),
+        token: None,
     };
     let mut rest = std::env::args().skip(1);
     while let Some(arg) = rest.next() {
@@ -173,6 +242,20 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| "--workers needs a number".to_string())?
             }
             "--redis" => args.redis = Some(value("--redis")?),
+            "--allow-host" => args
+                .allow_hosts
+                .push(Allowed::parse(&value("--allow-host")?)?),
+            "--token" => {
+                let token = value("--token")?;
+                // RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" /
+                // "/" ) *"=", what a client can put after `Bearer `.
+                let body = token.trim_end_matches('=');
+                let b64 = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+                if body.is_empty() || !body.bytes().all(b64) {
+                    return Err("--token needs letters, digits and -._~+/ (then any =)".into());
+                }
+                args.token = Some(token);
+            }
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             addr => args.addr = addr.to_string(),
         }
@@ -185,16 +268,27 @@ fn main() -> std::io::Result<()> {
     let args = parse_args().unwrap_or_else(|e| {
         eprintln!(
             "dashboard: {e}\nusage: dashboard [ADDR] [--bind ADDR] [--workers N] [--redis URL] \
-             [--simulate]"
+             [--simulate] [--allow-host NAME[:PORT]]... [--token T]"
         );
         std::process::exit(2);
     });
     let server = Server::builder()
         .bind(args.addr)
         .workers(args.workers)
+        .route_fn(upgrade_route)
         .build()?;
     let local = server.local_addr()?;
     println!("dashboard on http://{local}/  (try: curl -X POST http://{local}/orders/42/remind)");
+    let access = ACCESS.get_or_init(|| Access::new(local, &args.allow_hosts, args.token.clone()));
+    log::info!(
+        "allowed hosts: {}; POSTs {}",
+        access.hosts(),
+        if access.has_token() {
+            "need the bearer token"
+        } else {
+            "need no token"
+        }
+    );
     let cluster = match &args.redis {
         Some(url) => {
             let bridge = Bridge::start(Config::new(url), server.handle())?;

@@ -5,9 +5,13 @@
 // RUST_LOG=info, captures its stdout and stderr, and checks what a person at the page would
 // see together with what the server logs:
 //
-//   1. the page loads and shows "connected";
+//   1. the page loads and shows "connected", with a sid that is a random UUID (never from
+//      Math.random), also where crypto.randomUUID is missing (plain http on a LAN address);
 //   2. POST /orders/42/remind pops up "订单号：42" within 2 s, without a reload;
 //   3. typing in #text and clicking Send reaches the server (its log shows the text);
+//   3b. a page on another origin can neither broadcast with a simple POST nor open a
+//      WebSocket to the dashboard (the server refuses both with 403, as Chromium sends them),
+//      and a name that resolves to 127.0.0.1 (DNS rebinding) gets 421, not the page;
 //   4. killing the server makes the page say "reconnecting", and restarting it on the same
 //      port makes the page connect again by itself;
 //   5. "Close connection" closes with code 1000, and the server logs a client close (1000).
@@ -26,6 +30,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -50,6 +55,8 @@ const CHROMIUM_FLAGS = [
   "--disable-component-update",
   "--disable-sync",
   "--no-first-run",
+  // DNS rebinding, simulated: the attacker's name resolves to the dashboard's address.
+  "--host-resolver-rules=MAP rebind.test 127.0.0.1",
 ];
 
 /** One run of the dashboard example, with its output captured. */
@@ -156,6 +163,24 @@ async function waitForState(page, cls, ms) {
   return state(page);
 }
 
+// What crypto.randomUUID() returns: a version 4 UUID (RFC 9562 §5.4).
+const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/** Before any script of the page: count the calls of Math.random (still random). */
+function countMathRandom() {
+  const real = Math.random;
+  window.__mathRandomCalls = 0;
+  Math.random = function () {
+    window.__mathRandomCalls += 1;
+    return real.call(Math);
+  };
+}
+
+/** The server's line for an opened session (the sid may be logged quoted). */
+function openLine(sid) {
+  return new RegExp(`open "?${sid}"? \\(127\\.0\\.0\\.1:\\d+\\)`);
+}
+
 async function post(addr, urlPath, body) {
   const res = await fetch(`http://${addr}${urlPath}`, {
     method: "POST",
@@ -217,6 +242,7 @@ describe("dashboard in headless Chromium", { timeout: 180_000 }, () => {
   }, { timeout: 30_000 });
 
   it("loads the page, which connects and shows it", STEP, async () => {
+    await page.addInitScript(countMathRandom);
     const response = await page.goto(`http://${server.addr}/`, { waitUntil: "load" });
     assert.equal(response.status(), 200);
     assert.match(await page.title(), /订单提醒 · Order alerts/);
@@ -229,15 +255,40 @@ describe("dashboard in headless Chromium", { timeout: 180_000 }, () => {
     const s = await waitForState(page, "connected", 5_000);
     assert.match(s.text, /connected 已连接/);
     sid = (await page.locator("#sid").innerText()).replace(/^sid: /, "");
-    assert.match(sid, /^[a-z0-9]+$/);
+    // Unguessable: from crypto.randomUUID() (127.0.0.1 is a secure context), not Math.random.
+    assert.match(sid, UUID_V4);
+    assert.equal(await page.evaluate(() => window.__mathRandomCalls), 0, "Math.random was called");
     // The server saw this very page: its sid in the open line.
-    await server.waitFor(new RegExp(`open ${sid} \\(127\\.0\\.0\\.1:\\d+\\)`), 5_000);
+    await server.waitFor(openLine(sid), 5_000);
     await server.waitFor(`dashboard ${sid} connected`, 5_000);
     assert.match(await page.locator("#message").innerText(), /连接成功 \/ connected/);
     // Marks this document, to prove later that alerts arrive without a reload.
     await page.evaluate(() => {
       window.__notReloaded = true;
     });
+  });
+
+  it("builds a random UUID sid from crypto.getRandomValues where randomUUID is missing", STEP, async () => {
+    // As on http://192.168.x.x, which is no secure context: no crypto.randomUUID.
+    const other = await context.newPage();
+    try {
+      await other.addInitScript(countMathRandom);
+      await other.addInitScript(() => {
+        Object.defineProperty(Crypto.prototype, "randomUUID", { value: undefined, configurable: true });
+      });
+      await other.goto(`http://${server.addr}/`, { waitUntil: "load" });
+      assert.equal(await other.evaluate(() => typeof crypto.randomUUID), "undefined");
+      await waitForState(other, "connected", 5_000);
+      const otherSid = (await other.locator("#sid").innerText()).replace(/^sid: /, "");
+      assert.match(otherSid, UUID_V4);
+      assert.notEqual(otherSid, sid);
+      assert.equal(await other.evaluate(() => window.__mathRandomCalls), 0, "Math.random was called");
+      await server.waitFor(`dashboard ${otherSid} connected`, 5_000);
+      await other.close({ runBeforeUnload: true });
+      await server.waitFor(`dashboard ${otherSid} disconnected`, 5_000);
+    } finally {
+      if (!other.isClosed()) await other.close();
+    }
   });
 
   it("pops up a customer reminder with the order number within 2 s", STEP, async () => {
@@ -281,9 +332,53 @@ describe("dashboard in headless Chromium", { timeout: 180_000 }, () => {
     const text = `hello from chromium ${Date.now()} 你好`;
     await page.fill("#text", text);
     await page.click("#send");
-    await server.waitFor(`from ${sid}: ${text}`, 5_000);
+    // Logged as its length in bytes and an escaped preview (short here, so whole).
+    await server.waitFor(`from ${sid}: ${Buffer.byteLength(text)} bytes of text "${text}"`, 5_000);
     assert.equal(await page.inputValue("#text"), "", "the input is cleared after sending");
     assert.match(await page.locator("#message").innerText(), new RegExp(`⇒ ${escapeRegExp(text)}`));
+  });
+
+  it("refuses a page on another origin: no broadcast by simple POST, no WebSocket", STEP, async () => {
+    // The attacker's page, on another port of 127.0.0.1: another origin, same machine.
+    const target = server.addr;
+    const evilHtml = `<!DOCTYPE html><title>evil</title><script>
+      window.result = new Promise((resolve) => {
+        // A "simple" request: no preflight, so the browser sends it and only hides the answer.
+        fetch("http://${target}/orders/99/remind", {
+          method: "POST", mode: "no-cors", headers: { "Content-Type": "text/plain" }, body: "x",
+        }).catch(() => {});
+        const ws = new WebSocket("ws://${target}/ws/evil-page");
+        ws.onopen = () => resolve("open");
+        ws.onclose = (e) => resolve("closed " + e.code);
+      });
+    </script>`;
+    const evil = http.createServer((req, res) => {
+      res.writeHead(200, { "Content-Type": "text/html" });
+      res.end(evilHtml);
+    });
+    await new Promise((resolve) => evil.listen(0, "127.0.0.1", resolve));
+    const other = await context.newPage();
+    try {
+      await other.goto(`http://127.0.0.1:${evil.address().port}/`, { waitUntil: "load" });
+      assert.equal(await other.evaluate(() => window.result), "closed 1006", "the WebSocket opened");
+      await server.waitFor("POST /orders/99/remind refused: 403, cross-site: Origin", 5_000);
+      await server.waitFor("upgrade to /ws/evil-page refused: 403, cross-site: Origin", 5_000);
+      assert.ok(!server.output.includes("dashboard evil-page connected"));
+      // Had the POST gone through, its popup would be up within milliseconds.
+      await sleep(500);
+      assert.equal(await page.locator(".popup", { hasText: "订单号：99" }).count(), 0);
+      // DNS rebinding: the attacker's name now points at 127.0.0.1, so the attacker's page
+      // would be same-origin with whatever that name serves. The dashboard does not serve it.
+      const rebound = await other.goto(`http://rebind.test:${server.port}/`, { waitUntil: "load" });
+      assert.equal(rebound.status(), 421);
+      assert.doesNotMatch(await rebound.text(), /订单提醒/);
+      await server.waitFor(`GET / refused: 421, Host "rebind.test:${server.port}" is not allowed`, 5_000);
+    } finally {
+      await other.close();
+      // Chromium keeps its connection alive: close it too, or close() waits for it.
+      evil.closeAllConnections();
+      await new Promise((resolve) => evil.close(resolve));
+    }
   });
 
   it("says it is reconnecting while the server is down, and reconnects after a restart", STEP, async () => {
@@ -303,7 +398,7 @@ describe("dashboard in headless Chromium", { timeout: 180_000 }, () => {
     // Backoff is 0.5, 1, 2, 4 s...: the page is back within a few seconds, by itself.
     const up = await waitForState(page, "connected", 15_000);
     assert.match(up.text, /connected 已连接/);
-    await server.waitFor(new RegExp(`open ${sid} \\(127\\.0\\.0\\.1:\\d+\\)`), 5_000);
+    await server.waitFor(openLine(sid), 5_000);
     assert.equal(await page.evaluate(() => window.__notReloaded), true, "the page was reloaded");
 
     // The new connection carries alerts.
