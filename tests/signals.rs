@@ -42,6 +42,19 @@ fn echo_binary() -> PathBuf {
          `cargo build --example echo` first",
         path.display()
     );
+    // `cargo test --test signals` alone does not rebuild the examples: refuse an `echo` older
+    // than its sources rather than test yesterday's binary.
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for source in ["examples/echo.rs", "examples/common/shutdown.rs"] {
+        let changed = std::fs::metadata(root.join(source)).and_then(|m| m.modified());
+        assert!(
+            changed.map_or(true, |changed| changed <= built),
+            "{} is older than {source}: run `cargo build --example echo` (or the whole \
+             `cargo test`) first",
+            path.display()
+        );
+    }
     path
 }
 
