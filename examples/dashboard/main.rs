@@ -277,6 +277,11 @@ fn main() -> std::io::Result<()> {
         .workers(args.workers)
         .route_fn(upgrade_route)
         .build()?;
+    // SIGTERM/SIGINT: graceful shutdown (Close 1001, on_close; with --redis the bridge then
+    // stops and removes this instance's entries); a second signal exits at once.
+    #[path = "../common/shutdown.rs"]
+    mod shutdown;
+    shutdown::on_signals(server.handle())?;
     let local = server.local_addr()?;
     println!("dashboard on http://{local}/  (try: curl -X POST http://{local}/orders/42/remind)");
     let access = ACCESS.get_or_init(|| Access::new(local, &args.allow_hosts, args.token.clone()));

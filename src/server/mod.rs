@@ -39,6 +39,42 @@
 //! A browser tab that reconnects thus takes over its sid without waiting for the old TCP
 //! connection to time out.
 //!
+//! **Stopping on SIGTERM / SIGINT.** [`Handle::shutdown`] is the graceful stop: a Close 1001
+//! to every session, `on_close` for each, and `run` returns within
+//! [`ServerConfig::close_timeout`]. The library installs no signal handler (signal
+//! dispositions belong to the application, and the default build's dependencies are fixed);
+//! since a [`Handle`] works from any thread, a few lines over the `signal-hook` crate do it,
+//! as the `echo` and `dashboard` examples do (`examples/common/shutdown.rs`; the README has
+//! the whole program): the first signal shuts down, a second one exits at once.
+//!
+//! ```no_run
+//! # #[cfg(unix)]
+//! # fn main() -> std::io::Result<()> {
+//! # struct App;
+//! # impl wsloop::server::Handler for App {}
+//! use std::sync::{atomic::AtomicBool, Arc};
+//! use signal_hook::{consts::{SIGINT, SIGTERM}, flag, iterator::Signals};
+//!
+//! let server = wsloop::Server::builder().bind("127.0.0.1:8080").build()?;
+//! let signalled = Arc::new(AtomicBool::new(false));
+//! for (signal, status) in [(SIGTERM, 143), (SIGINT, 130)] {
+//!     // The second signal exits at once (128 + its number, as shells report it).
+//!     flag::register_conditional_shutdown(signal, status, Arc::clone(&signalled))?;
+//!     flag::register(signal, Arc::clone(&signalled))?;
+//! }
+//! let mut signals = Signals::new([SIGTERM, SIGINT])?;
+//! let handle = server.handle();
+//! std::thread::spawn(move || {
+//!     if signals.forever().next().is_some() {
+//!         handle.shutdown(); // the first: graceful shutdown, `run` returns
+//!     }
+//! });
+//! server.run(App)
+//! # }
+//! # #[cfg(not(unix))]
+//! # fn main() {}
+//! ```
+//!
 //! The protocol itself lives in the sans-I/O core ([`crate::session`],
 //! [`crate::handshake`]); this layer only moves bytes between sockets and sessions, keeps
 //! time, and calls the handler.
