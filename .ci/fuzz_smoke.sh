@@ -4,7 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds=${FUZZ_SECONDS:-30}
-for target in $(cargo +nightly fuzz list); do
+# An assignment, so that `set -e` stops the script when cargo-fuzz is missing (a failing
+# command substitution inside `for` would silently fuzz nothing).
+targets=$(cargo +nightly fuzz list)
+[ -n "$targets" ] || { echo "no fuzz targets listed"; exit 1; }
+for target in $targets; do
     scratch=$(mktemp -d)
     log="$scratch.log"
     echo "fuzz $target: ${seconds}s"
