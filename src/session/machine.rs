@@ -122,27 +122,29 @@ impl Session {
     /// zeroing) cost more than half the time of a 16 MiB echo (`benches/e2e`, row 3).
     pub(crate) fn receive_with_spare(
         &mut self,
-        mut input: &[u8],
+        input: &[u8],
         spare: &mut Option<Vec<u8>>,
     ) -> Result<(), ProtocolError> {
-        while !input.is_empty() && self.reading() {
-            match self.reader.step(input, spare, &mut self.extensions) {
-                Ok((used, event)) => {
-                    input = &input[used..];
-                    if let Some(event) = event {
-                        if let Event::Close(close) = &event {
-                            self.closing.record_received(close.clone());
-                        }
-                        self.events.push_back(event);
+        if input.is_empty() || !self.reading() {
+            return Ok(());
+        }
+        match self
+            .reader
+            .read(input, spare, &mut self.extensions, &mut self.events)
+        {
+            Ok(closed) => {
+                if closed {
+                    if let Some(Event::Close(close)) = self.events.back() {
+                        self.closing.record_received(close.clone());
                     }
                 }
-                Err(error) => {
-                    self.fail_with(error);
-                    return Err(error);
-                }
+                Ok(())
+            }
+            Err(error) => {
+                self.fail_with(error);
+                Err(error)
             }
         }
-        Ok(())
     }
 
     /// The peer closed its side of the TCP stream. Without a prior Close frame this is an
