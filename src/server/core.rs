@@ -327,6 +327,9 @@ impl<R: Reactor> Core<R> {
         } else {
             self.refusing -= 1;
         }
+        // The address's slot comes back before `on_close` runs, so that whoever learns of the
+        // close from the handler finds the slot free.
+        conn.address_ticket = None;
         let reason = match conn.close_reason.take() {
             Some(CloseReason::ByServer { close, .. }) => CloseReason::ByServer {
                 answered: matches!(&conn.phase, Phase::WebSocket { session, .. }
