@@ -451,7 +451,8 @@ fn still_open(s: &mut TcpStream) -> bool {
         .unwrap();
     let mut byte = [0u8; 1];
     match s.read(&mut byte) {
-        Ok(_) => false,
+        // EOF, or a byte: the server answered or closed it.
+        Ok(0 | 1..) => false,
         Err(e) => matches!(
             e.kind(),
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
