@@ -509,4 +509,42 @@ mod tests {
         workers.push_to(0, small).unwrap();
         assert_eq!(workers.push_to(0, big()), Err(HandleError::QueueFull));
     }
+
+    /// The per-address counts are bounded: an address's entry goes when its last slot comes
+    /// back, a refused take leaves nothing, and a slot inside a command that is never run
+    /// (a hand-over dropped with a stopped loop's queue) comes back too.
+    #[test]
+    fn address_slots_are_given_back_and_their_entries_removed_at_zero() {
+        let (_polls, workers) = workers(2);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let a = workers.take_address_slot(ip, 2).unwrap();
+        let b = workers.take_address_slot(ip, 2).unwrap();
+        assert!(workers.take_address_slot(ip, 2).is_none());
+        assert_eq!(workers.address_slots().count(ip), 2);
+        drop(a);
+        assert_eq!(workers.address_slots().count(ip), 1);
+        let c = workers.take_address_slot(ip, 2).unwrap();
+        drop((b, c));
+        assert_eq!(workers.address_slots().addresses(), 0);
+        // Refused by a limit of 0: no entry left behind.
+        let other: IpAddr = "2001:db8::1".parse().unwrap();
+        assert!(workers.take_address_slot(other, 0).is_none());
+        assert_eq!(workers.address_slots().addresses(), 0);
+        // A slot travelling in a hand-over that a stopping loop drops.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (socket, peer) = listener.accept().unwrap();
+        let command = Command::Adopt {
+            socket: mio::net::TcpStream::from_std(socket),
+            peer,
+            bytes: Vec::new(),
+            hops: 0,
+            ticket: workers.take_address_slot(ip, 1),
+        };
+        workers.push_to(1, command).unwrap();
+        assert_eq!(workers.address_slots().count(ip), 1);
+        workers.mark_stopped(1);
+        assert_eq!(workers.address_slots().addresses(), 0);
+        drop(client);
+    }
 }
