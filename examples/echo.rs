@@ -8,6 +8,8 @@
 //! - `--deflate`: accept permessage-deflate (RFC 7692) with `DeflateConfig::default()`,
 //!   which compresses every message (threshold 0). Needs `--features deflate`.
 //! - `--idle-timeout SECS`: silence before the server pings a client (default 30 s).
+//! - `--max-per-ip N`: most connections from one client address (default 0, no limit: the
+//!   Autobahn fuzzing client opens every case's connection from 127.0.0.1).
 //!
 //! Pings and Autobahn: the server pings a client only after `idle_timeout` without a byte
 //! from it. During a case the fuzzing client is never silent that long (it sends the next
@@ -42,6 +44,7 @@ struct Args {
     addr: String,
     deflate: bool,
     idle_timeout: Option<Duration>,
+    max_per_ip: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -49,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
         addr: "127.0.0.1:8080".into(),
         deflate: false,
         idle_timeout: None,
+        max_per_ip: 0,
     };
     let mut words = std::env::args().skip(1);
     while let Some(word) = words.next() {
@@ -62,6 +66,12 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|_| format!("--idle-timeout {secs:?}: not a number of seconds"))?;
                 args.idle_timeout = Some(Duration::from_secs(secs));
+            }
+            "--max-per-ip" => {
+                let n = words.next().ok_or("--max-per-ip needs a number")?;
+                args.max_per_ip = n
+                    .parse()
+                    .map_err(|_| format!("--max-per-ip {n:?}: not a number (0 = no limit)"))?;
             }
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             addr => args.addr = addr.into(),
@@ -98,6 +108,9 @@ fn main() -> std::io::Result<()> {
         .route_fn(move |_request| Ok(format!("c{}", next.fetch_add(1, Ordering::Relaxed))));
     if let Some(idle) = args.idle_timeout {
         builder = builder.configure(|c| c.idle_timeout = idle);
+    }
+    if args.max_per_ip > 0 {
+        builder = builder.configure(|c| c.max_connections_per_ip = args.max_per_ip);
     }
     if args.deflate {
         builder = with_deflate(builder).unwrap_or_else(|e| fail(e));

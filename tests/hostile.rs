@@ -444,3 +444,112 @@ fn a_failed_connection_lets_the_client_read_the_close_and_answer_it() {
     assert_quiet(&server);
     server.stop();
 }
+
+/// Whether the server left `s` open: nothing to read and no EOF within a short wait.
+fn still_open(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    match s.read(&mut byte) {
+        // EOF, or a byte: the server answered or closed it.
+        Ok(0 | 1..) => false,
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn one_address_over_its_connection_limit_gets_429_and_its_others_carry_on() {
+    const LIMIT: usize = 4;
+    let server = TestServer::start(|c| c.max_connections_per_ip = LIMIT);
+    let mut clients: Vec<Client> = (0..LIMIT)
+        .map(|i| server.connect(&format!("c{i}")))
+        .collect();
+    // RFC 6585 §4: the next ones from 127.0.0.1 get 429 with Retry-After, counted over
+    // every loop of the server (`WSLOOP_TEST_WORKERS`), and hold no slot.
+    for _ in 0..3 {
+        let answer = http(server.addr, &upgrade_request("/ws/extra", ""));
+        assert!(
+            answer.starts_with("HTTP/1.1 429 Too Many Requests\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains("\r\nRetry-After: 5\r\n"), "{answer}");
+    }
+    // A connection that has sent nothing counts too: an idle one also holds a slot.
+    let answer = http(server.addr, "");
+    assert!(answer.starts_with("HTTP/1.1 429 "), "{answer}");
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.send_text(&format!("still here {i}")).unwrap();
+        assert_eq!(
+            client.recv().unwrap(),
+            Message::Text(format!("still here {i}"))
+        );
+    }
+    // One closes: its slot comes back, and the next connection is admitted.
+    clients
+        .pop()
+        .unwrap()
+        .close(CloseCode::NormalClosure, "")
+        .unwrap();
+    server.wait_for(|s| matches!(s, Seen::Close(..)));
+    let mut again = server.connect("again");
+    again.send_text("in").unwrap();
+    assert_eq!(again.recv().unwrap(), Message::Text("in".into()));
+    server.stop();
+}
+
+#[test]
+fn a_full_server_drops_its_oldest_half_sent_head_for_a_newcomer() {
+    const MAX: usize = 4;
+    let server = TestServer::start(|c| c.max_connections = MAX);
+    // Every slot taken by a head that never ends (each renewed before the handshake timeout
+    // would hold the slot for good).
+    let mut heads: Vec<TcpStream> = (0..MAX)
+        .map(|i| {
+            let mut s = TcpStream::connect(server.addr).unwrap();
+            s.write_all(format!("GET /ws/h{i} HTTP/1.1\r\nHost: x\r\n").as_bytes())
+                .unwrap();
+            s
+        })
+        .collect();
+    // The newcomer completes its upgrade and is served. (With several loops, loop 0 accepts
+    // and drops the oldest head it holds: the first one, as it kept the first connection.)
+    let mut newcomer = server.connect("newcomer");
+    newcomer.send_text("served").unwrap();
+    assert_eq!(newcomer.recv().unwrap(), Message::Text("served".into()));
+    heads[0].set_read_timeout(Some(WAIT)).unwrap();
+    assert!(
+        closed_by_server(&mut heads[0]),
+        "the oldest head is dropped"
+    );
+    for (i, head) in heads.iter_mut().enumerate().skip(1) {
+        assert!(still_open(head), "head {i} was dropped too");
+    }
+    drop(heads);
+    server.stop();
+}
+
+#[test]
+fn a_server_full_of_sessions_still_refuses_a_newcomer_with_503() {
+    const MAX: usize = 3;
+    let server = TestServer::start(|c| c.max_connections = MAX);
+    let mut sessions: Vec<Client> = (0..MAX).map(|i| server.connect(&format!("s{i}"))).collect();
+    for _ in 0..3 {
+        let answer = http(server.addr, &upgrade_request("/ws/late", ""));
+        assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    }
+    // No session was dropped for the newcomers.
+    for (i, session) in sessions.iter_mut().enumerate() {
+        session.send_text(&format!("kept {i}")).unwrap();
+        assert_eq!(session.recv().unwrap(), Message::Text(format!("kept {i}")));
+    }
+    let closes: Vec<Seen> = server
+        .seen
+        .try_iter()
+        .filter(|s| matches!(s, Seen::Close(..)))
+        .collect();
+    assert!(closes.is_empty(), "{closes:?}");
+    server.stop();
+}

@@ -52,6 +52,9 @@
 //!   `curl -X POST -H 'Authorization: Bearer T' http://127.0.0.1:8080/orders/42/remind`.
 //! - the page takes its sid from `crypto.randomUUID()` (or `crypto.getRandomValues`), never
 //!   `Math.random`, so that another page cannot guess it and take the session over.
+//! - one client address holds at most 256 connections (`--max-per-ip N`, 0 = no limit; set
+//!   it to 0 behind a reverse proxy, where every client comes from the proxy's address); the
+//!   next gets 429 (see `ServerConfig::max_connections_per_ip`).
 //! - what a page sends is logged as its length and a short escaped preview, never whole.
 
 use std::sync::OnceLock;
@@ -66,6 +69,11 @@ use wsloop_redis::{Bridge, Config};
 
 mod access;
 use access::{preview, Access, Allowed};
+
+/// Connections one client address may hold by default (`--max-per-ip`): far more than the
+/// tabs of one person, far fewer than `max_connections`, so one client cannot take every
+/// slot. Behind a proxy (every client has its address) use `--max-per-ip 0`.
+const DEFAULT_MAX_PER_IP: usize = 256;
 
 const PAGE: &str = include_str!("page.html");
 
@@ -209,7 +217,7 @@ fn simulate_orders(handle: Handle, cluster: Option<Bridge>) {
 }
 
 /// `[ADDR] [--bind ADDR] [--workers N] [--redis URL] [--simulate] [--allow-host NAME[:PORT]]...
-/// [--token T]`.
+/// [--token T] [--max-per-ip N]`.
 struct Args {
     addr: String,
     workers: usize,
@@ -219,6 +227,8 @@ struct Args {
     allow_hosts: Vec<Allowed>,
     /// `--token`: every POST must carry `Authorization: Bearer <token>`.
     token: Option<String>,
+    /// `--max-per-ip`: most connections from one client address (0 = no limit).
+    max_per_ip: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -229,6 +239,7 @@ fn parse_args() -> Result<Args, String> {
         simulate: false,
         allow_hosts: Vec::new(),
         token: None,
+        max_per_ip: DEFAULT_MAX_PER_IP,
     };
     let mut rest = std::env::args().skip(1);
     while let Some(arg) = rest.next() {
@@ -256,6 +267,11 @@ fn parse_args() -> Result<Args, String> {
                 }
                 args.token = Some(token);
             }
+            "--max-per-ip" => {
+                args.max_per_ip = value("--max-per-ip")?
+                    .parse()
+                    .map_err(|_| "--max-per-ip needs a number (0 = no limit)".to_string())?
+            }
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             addr => args.addr = addr.to_string(),
         }
@@ -268,13 +284,14 @@ fn main() -> std::io::Result<()> {
     let args = parse_args().unwrap_or_else(|e| {
         eprintln!(
             "dashboard: {e}\nusage: dashboard [ADDR] [--bind ADDR] [--workers N] [--redis URL] \
-             [--simulate] [--allow-host NAME[:PORT]]... [--token T]"
+             [--simulate] [--allow-host NAME[:PORT]]... [--token T] [--max-per-ip N]"
         );
         std::process::exit(2);
     });
     let server = Server::builder()
         .bind(args.addr)
         .workers(args.workers)
+        .configure(|c| c.max_connections_per_ip = args.max_per_ip)
         .route_fn(upgrade_route)
         .build()?;
     // SIGTERM/SIGINT: graceful shutdown (Close 1001, on_close; with --redis the bridge then

@@ -21,7 +21,23 @@ pub struct ServerConfig {
     /// Most simultaneous connections (handshaking and open); the next one gets 503.
     /// Default 10,000: an idle session costs about 1 KiB of our memory plus the kernel's
     /// socket buffers, and the default file-descriptor limit of many systems is near this.
+    /// When the server is full, the oldest connection of the accepting loop (loop 0 with
+    /// several) that is still in its handshake (no session yet) is dropped to admit the
+    /// newcomer; only when none is, the newcomer gets the 503. So idle or half-sent
+    /// handshakes cannot keep sessions out; a session is never dropped for a newcomer.
     pub max_connections: usize,
+    /// Most simultaneous connections (handshaking and open) from one client address, over
+    /// all loops; 0 = no limit. An IPv4 address counts by itself, an IPv6 address by its /64
+    /// prefix (a host usually owns a whole /64); an IPv4-mapped IPv6 address counts as IPv4.
+    /// Over it, the new connection gets `429 Too Many Requests` with `Retry-After`
+    /// (RFC 6585 §4) and a warning in the log; the address's open connections carry on.
+    ///
+    /// Default 0, off: behind a reverse proxy every connection comes from the proxy's
+    /// address, and behind a NAT (an office, a mobile carrier) many users share one, so a
+    /// limit that suits one client would refuse them all. Turn it on when clients connect
+    /// directly. It costs one lock and one map entry per address with connections open,
+    /// taken on every accept.
+    pub max_connections_per_ip: usize,
     /// Bounds on the handshake request head (431 beyond). Default 8 KiB and 64 headers.
     pub handshake_limits: Limits,
     /// Limits on incoming frames and messages (1009 beyond). Default 64 MiB for both.
@@ -87,6 +103,7 @@ impl Default for ServerConfig {
             route: Route::default(),
             protocols: Vec::new(),
             max_connections: 10_000,
+            max_connections_per_ip: 0,
             handshake_limits: Limits::default(),
             session: crate::session::SessionLimits::default(),
             max_queued_bytes: 4 << 20,

@@ -16,6 +16,7 @@ use crate::handshake::{Request, RequestParser};
 use crate::session::Session;
 
 use super::handler::CloseReason;
+use super::workers::AddressTicket;
 
 /// Payloads up to this size are copied into the queue's tail buffer rather than queued as
 /// their own chunk: one copy of a small payload is cheaper than one more iovec.
@@ -209,6 +210,9 @@ pub(crate) struct Connection<S> {
     pub(crate) draining: bool,
     /// Counts toward `max_connections` (connections refused with 503 do not).
     pub(crate) counted: bool,
+    /// Its slot under `max_connections_per_ip` (when that limit is on); given back when the
+    /// connection is dropped.
+    pub(crate) address_ticket: Option<AddressTicket>,
     pub(crate) accepted_at: Instant,
     pub(crate) last_read: Instant,
     /// When we sent a heartbeat Ping that is still unanswered.
@@ -242,6 +246,7 @@ impl<S> Connection<S> {
             close_reason: None,
             draining: false,
             counted: true,
+            address_ticket: None,
             accepted_at: now,
             last_read: now,
             ping_sent_at: None,

@@ -22,7 +22,7 @@ use std::time::Instant;
 use slab::Slab;
 
 use crate::close::CloseCode;
-use crate::handshake::RequestParser;
+use crate::handshake::{http_response, RequestParser};
 
 use super::config::ServerConfig;
 use super::connection::{Connection, Phase};
@@ -32,11 +32,34 @@ use super::handler::{CloseReason, Context, Handler};
 use super::http::too_many_connections;
 use super::timer::{ConnRef, Timers};
 use super::transport::Reactor;
-use super::workers::Workers;
+#[cfg(any(test, feature = "fuzzing"))]
+use super::workers::AddressKey;
+use super::workers::{AddressTicket, Workers};
 
 /// Connections refused with 503 that we still hold while their answer drains. Beyond this,
 /// refused connections are closed at once.
 const MAX_REFUSING: usize = 1024;
+
+/// Why a new connection is not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refusal {
+    /// The server holds `max_connections`, none of this loop's still in its handshake.
+    Full,
+    /// Its address holds `max_connections_per_ip`.
+    PerAddress,
+}
+
+/// The answer to a connection over `max_connections_per_ip`. RFC 6585 §4: 429 Too Many
+/// Requests, "the user has sent too many requests", here too many connections from one
+/// address; the server as a whole may have room, so it is not 503. Retry-After as for 503.
+fn too_many_from_address() -> Vec<u8> {
+    http_response(
+        429,
+        &[("Retry-After", "5")],
+        "text/plain; charset=utf-8",
+        b"too many connections from your address\n",
+    )
+}
 
 /// The loop's state and logic, over any [`Reactor`]: everything a handler's
 /// `Context` can reach.
@@ -55,7 +78,7 @@ pub(crate) struct Core<R: Reactor> {
     pub(super) dirty: Vec<usize>,
     /// Connections whose read budget ran out while data may be left.
     pub(super) read_again: Vec<ConnRef>,
-    /// Connections counting toward `max_connections`, and those refused with 503.
+    /// Connections counting toward `max_connections`, and those refused (429 or 503).
     pub(super) counted: usize,
     refusing: usize,
     pub(super) shutdown_deadline: Option<Instant>,
@@ -130,25 +153,99 @@ impl<R: Reactor> Core<R> {
     // ----- Connections -------------------------------------------------------------------
 
     /// A new connection on this loop (accepted here, or connected in the simulator):
-    /// admitted, or answered 503 when the server is full.
+    /// admitted, or refused: 429 when its address holds `max_connections_per_ip` already,
+    /// 503 when the server is full and no connection of this loop is still in its handshake
+    /// (when one is, the oldest such is dropped and the newcomer admitted).
     pub(super) fn add(&mut self, socket: R::Stream, peer: SocketAddr) {
+        let ticket = match self.take_address_slot(peer) {
+            Ok(ticket) => ticket,
+            Err(refusal) => return self.refuse(socket, peer, refusal),
+        };
         // The limit is the server's, over all loops. The handles count admitted connections
-        // only: one being answered 503 holds no slot.
-        let refuse = self.workers.connection_count() >= self.config.max_connections;
-        if self.add_connection(socket, peer, refuse).is_some() && !refuse {
+        // only: one being refused holds no slot.
+        if self.workers.connection_count() >= self.config.max_connections
+            && !self.drop_oldest_handshake(peer)
+        {
+            // `ticket` is dropped here, which gives the address's slot back.
+            return self.refuse(socket, peer, Refusal::Full);
+        }
+        if let Some(key) = self.add_connection(socket, peer, false) {
+            self.conns[key].address_ticket = ticket;
             self.workers.add_connection(self.index);
         }
+    }
+
+    /// The slot of a new connection from `peer` under `max_connections_per_ip`, over all
+    /// loops: `Ok(None)` when that limit is off, `Err` when the address holds it already.
+    pub(super) fn take_address_slot(
+        &self,
+        peer: SocketAddr,
+    ) -> Result<Option<AddressTicket>, Refusal> {
+        let limit = self.config.max_connections_per_ip;
+        if limit == 0 {
+            return Ok(None);
+        }
+        match self.workers.take_address_slot(peer.ip(), limit) {
+            Some(ticket) => Ok(Some(ticket)),
+            None => Err(Refusal::PerAddress),
+        }
+    }
+
+    /// Answer a connection that is not admitted (429 or 503), holding no slot, or close it at
+    /// once when too many refused ones are draining already.
+    pub(super) fn refuse(&mut self, socket: R::Stream, peer: SocketAddr, refusal: Refusal) {
+        self.admit(socket, peer, Some(refusal));
+    }
+
+    /// The server is full: drop the oldest connection of this loop that is still in its
+    /// handshake (its request head or a plain request's body not read yet, so no session
+    /// and no handler state), to make room for `newcomer`. False when there is none: a
+    /// session is never dropped for a newcomer. Otherwise a client could keep every slot
+    /// with idle or half-sent heads, renewed before the handshake timeout. Costs one pass
+    /// over the loop's connections, only when the server is full.
+    fn drop_oldest_handshake(&mut self, newcomer: SocketAddr) -> bool {
+        let oldest = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.counted && matches!(c.phase, Phase::Handshake(_) | Phase::HttpBody { .. })
+            })
+            .min_by_key(|(_, c)| c.generation)
+            .map(|(key, _)| key);
+        let Some(key) = oldest else {
+            return false;
+        };
+        let mut conn = self.conns.remove(key);
+        self.reactor.release(&mut conn.socket);
+        self.counted -= 1;
+        self.workers.remove_connection(self.index);
+        log::warn!(
+            "server full (max_connections): dropping {}, still in its handshake after {:?}, \
+             for {newcomer}",
+            conn.peer,
+            self.now.saturating_duration_since(conn.accepted_at)
+        );
+        true
     }
 
     /// Register a connection and give it its first deadline; with `refuse`, queue the 503
     /// instead of admitting it. `None` when it could not be kept (and is closed).
     pub(super) fn add_connection(
         &mut self,
-        mut socket: R::Stream,
+        socket: R::Stream,
         peer: SocketAddr,
         refuse: bool,
     ) -> Option<usize> {
-        if refuse && self.refusing >= MAX_REFUSING {
+        self.admit(socket, peer, refuse.then_some(Refusal::Full))
+    }
+
+    fn admit(
+        &mut self,
+        mut socket: R::Stream,
+        peer: SocketAddr,
+        refusal: Option<Refusal>,
+    ) -> Option<usize> {
+        if refusal.is_some() && self.refusing >= MAX_REFUSING {
             log::warn!("refusing {peer}: too many connections, closing at once");
             return None;
         }
@@ -167,14 +264,27 @@ impl<R: Reactor> Core<R> {
             Phase::Handshake(RequestParser::new(limits)),
             self.now,
         );
-        if refuse {
-            log::warn!(
-                "refusing {peer}: {} connections open (max_connections)",
-                self.counted
-            );
+        if let Some(refusal) = refusal {
+            let answer = match refusal {
+                Refusal::Full => {
+                    log::warn!(
+                        "refusing {peer}: {} connections open (max_connections)",
+                        self.counted
+                    );
+                    too_many_connections()
+                }
+                Refusal::PerAddress => {
+                    log::warn!(
+                        "refusing {peer}: {} connections from its address open \
+                         (max_connections_per_ip)",
+                        self.workers.address_slots().count(peer.ip())
+                    );
+                    too_many_from_address()
+                }
+            };
             conn.counted = false;
             self.refusing += 1;
-            conn.queue.push_copy(&too_many_connections());
+            conn.queue.push_copy(&answer);
             conn.phase = Phase::Done;
             conn.closing_since = Some(self.now);
         } else {
@@ -217,6 +327,9 @@ impl<R: Reactor> Core<R> {
         } else {
             self.refusing -= 1;
         }
+        // The address's slot comes back before `on_close` runs, so that whoever learns of the
+        // close from the handler finds the slot free.
+        conn.address_ticket = None;
         let reason = match conn.close_reason.take() {
             Some(CloseReason::ByServer { close, .. }) => CloseReason::ByServer {
                 answered: matches!(&conn.phase, Phase::WebSocket { session, .. }
@@ -445,6 +558,33 @@ impl<R: Reactor> Core<R> {
         assert_eq!(self.counted + self.refusing, self.conns.len());
         assert!(self.counted <= self.config.max_connections);
         assert_eq!(self.workers.connection_count(), self.counted);
+        // Each admitted connection holds its address's slot while the limit is on, a refused
+        // one never does, and the server-wide counts are those slots (one loop here), with
+        // no entry left for an address without connections.
+        let mut per_address: HashMap<AddressKey, usize> = HashMap::new();
+        for (key, conn) in &self.conns {
+            let limited = conn.counted && self.config.max_connections_per_ip > 0;
+            assert_eq!(
+                conn.address_ticket.is_some(),
+                limited,
+                "connection {key}: address slot"
+            );
+            if limited {
+                *per_address
+                    .entry(AddressKey::of(conn.peer.ip()))
+                    .or_insert(0) += 1;
+            }
+        }
+        let slots = self.workers.address_slots();
+        assert_eq!(slots.addresses(), per_address.len());
+        for (key, conn) in &self.conns {
+            let n = per_address
+                .get(&AddressKey::of(conn.peer.ip()))
+                .copied()
+                .unwrap_or(0);
+            assert_eq!(slots.count(conn.peer.ip()), n, "connection {key}");
+            assert!(n <= self.config.max_connections_per_ip || n == 0);
+        }
         // Memory per connection is bounded: the queue can exceed the mark by at most one
         // message (accepted while under it) plus the control frames and HTTP answers after.
         let bound = self.config.max_queued_bytes + self.config.session.max_message_size + 64 * 1024;
@@ -457,5 +597,116 @@ impl<R: Reactor> Core<R> {
             // Every live connection has a deadline queued.
             assert!(conn.timer_at.is_some(), "connection {key} has no deadline");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::server::sim::Sim;
+
+    struct Echo;
+    impl Handler for Echo {
+        fn on_message(&mut self, ctx: &mut Context<'_>, sid: &str, message: crate::Message) {
+            let _ = ctx.send(sid, message);
+        }
+    }
+
+    fn upgrade(sid: &str) -> Vec<u8> {
+        format!(
+            "GET /ws/{sid} HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn status_line(answer: &[u8]) -> String {
+        let text = String::from_utf8_lossy(answer);
+        text.lines().next().unwrap_or("").to_string()
+    }
+
+    /// Full: the oldest half-sent head makes room for a newcomer, and when only sessions are
+    /// left the newcomer gets 503; the books (`check_invariants`, after every step) agree.
+    #[test]
+    fn a_full_loop_drops_its_oldest_handshake_never_a_session() {
+        let config = ServerConfig {
+            max_connections: 3,
+            ..ServerConfig::default()
+        };
+        let mut sim = Sim::new(config, Echo).unwrap();
+        let session = sim.connect().unwrap();
+        sim.send(session, &upgrade("s"));
+        assert!(status_line(&sim.receive(session, 1 << 16)).starts_with("HTTP/1.1 101 "));
+        let old = sim.connect().unwrap();
+        sim.send(old, b"GET /ws/old HTTP/1.1\r\n");
+        sim.advance(Duration::from_secs(1));
+        let young = sim.connect().unwrap();
+        sim.send(young, b"GET /ws/young HTTP/1.1\r\n");
+        // Full. The newcomer takes the oldest handshake's slot.
+        let newcomer = sim.connect().unwrap();
+        assert!(sim.is_dropped(old));
+        assert!(!sim.is_dropped(young) && !sim.is_dropped(session));
+        sim.send(newcomer, &upgrade("n"));
+        assert!(status_line(&sim.receive(newcomer, 1 << 16)).starts_with("HTTP/1.1 101 "));
+        // Then the young one goes too; then only sessions are left: 503.
+        let second = sim.connect().unwrap();
+        assert!(sim.is_dropped(young));
+        sim.send(second, &upgrade("m"));
+        assert!(status_line(&sim.receive(second, 1 << 16)).starts_with("HTTP/1.1 101 "));
+        let refused = sim.connect().unwrap();
+        assert!(status_line(&sim.receive(refused, 1 << 16)).starts_with("HTTP/1.1 503 "));
+        assert_eq!(sim.sessions(), (3, 0));
+        assert_eq!(sim.connection_count(), 4, "three sessions and one refused");
+        sim.finish();
+    }
+
+    /// Over the per-address limit: 429 with Retry-After, the address's connections carry on,
+    /// and its slot comes back when one of them closes.
+    #[test]
+    fn the_per_address_limit_refuses_with_429_and_gives_slots_back() {
+        let config = ServerConfig {
+            max_connections_per_ip: 2,
+            ..ServerConfig::default()
+        };
+        let mut sim = Sim::new(config, Echo).unwrap();
+        let a = sim.connect().unwrap();
+        let b = sim.connect().unwrap();
+        sim.send(b, &upgrade("b"));
+        let refused = sim.connect().unwrap();
+        let answer = String::from_utf8(sim.receive(refused, 1 << 16)).unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 429 Too Many Requests\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains("\r\nRetry-After: 5\r\n"), "{answer}");
+        assert!(!sim.is_dropped(a) && !sim.is_dropped(b));
+        sim.reset(a);
+        let c = sim.connect().unwrap();
+        sim.send(c, &upgrade("c"));
+        assert!(status_line(&sim.receive(c, 1 << 16)).starts_with("HTTP/1.1 101 "));
+        sim.finish();
+    }
+
+    #[test]
+    fn ipv6_counts_by_its_64_prefix_and_mapped_ipv4_as_ipv4() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(
+            AddressKey::of(ip("2001:db8:1:2::1")),
+            AddressKey::of(ip("2001:db8:1:2:ffff::9"))
+        );
+        assert_ne!(
+            AddressKey::of(ip("2001:db8:1:2::1")),
+            AddressKey::of(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(
+            AddressKey::of(ip("::ffff:10.0.0.1")),
+            AddressKey::of(ip("10.0.0.1"))
+        );
+        assert_ne!(
+            AddressKey::of(ip("10.0.0.1")),
+            AddressKey::of(ip("10.0.0.2"))
+        );
     }
 }

@@ -16,7 +16,7 @@ use super::core::Core;
 use super::handler::{Handler, Ops, SendStatus};
 use super::http::status_response;
 use super::transport::Reactor;
-use super::workers::Command;
+use super::workers::{AddressTicket, Command};
 
 /// How often one connection may be handed from loop to loop before it is served where it is
 /// (only a sid moving between loops at that very moment makes a second hand-over happen).
@@ -51,7 +51,8 @@ impl<R: Reactor> Core<R> {
                 peer,
                 bytes,
                 hops,
-            } => self.adopt(handler, socket, peer, &bytes, hops),
+                ticket,
+            } => self.adopt(handler, socket, peer, &bytes, hops, ticket),
         }
     }
 
@@ -64,6 +65,12 @@ impl<R: Reactor> Core<R> {
         if loops == 1 || full || target == self.index {
             return self.add(socket, peer);
         }
+        // Counted for its address now, server-wide, so that a burst from one address is
+        // refused here rather than after it reached the other loops.
+        let ticket = match self.take_address_slot(peer) {
+            Ok(ticket) => ticket,
+            Err(refusal) => return self.refuse(socket, peer, refusal),
+        };
         let Some(socket) = R::into_tcp(socket) else {
             return;
         };
@@ -72,6 +79,7 @@ impl<R: Reactor> Core<R> {
             peer,
             bytes: Vec::new(),
             hops: 0,
+            ticket,
         };
         // Counted for the target now, so that the next accept sees its share.
         self.workers.add_connection(target);
@@ -90,6 +98,7 @@ impl<R: Reactor> Core<R> {
         peer: SocketAddr,
         bytes: &[u8],
         hops: u8,
+        ticket: Option<AddressTicket>,
     ) {
         let added = match R::from_tcp(socket) {
             Some(_) if self.shutdown_deadline.is_some() => {
@@ -104,6 +113,7 @@ impl<R: Reactor> Core<R> {
             return;
         };
         self.conns[key].hops = hops;
+        self.conns[key].address_ticket = ticket;
         if !bytes.is_empty() {
             self.on_data(handler, key, bytes);
         }
@@ -161,6 +171,7 @@ impl<R: Reactor> Core<R> {
             peer,
             bytes,
             hops: hops + 1,
+            ticket: conn.address_ticket.take(),
         };
         if let Err(e) = self.workers.push_to(owner, command) {
             log::warn!("cannot hand {peer} to loop {owner}: {e}; closing it");
@@ -218,6 +229,7 @@ mod tests {
             peer,
             bytes: request.as_bytes().to_vec(),
             hops: MAX_HOPS,
+            ticket: None,
         };
         handle.workers().push_to(0, command).unwrap();
         let mut answer = Vec::new();

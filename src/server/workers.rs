@@ -3,7 +3,8 @@
 //!
 //! Owns: the plumbing between threads and loops behind `Handle` (queueing a [`Command`] and
 //! waking its loop, the stop protocol), the connection and session counts each loop
-//! reports, and the sid directory. Must not: touch connections or call the
+//! reports, the per-address connection counts ([`AddressSlots`]), and the sid directory.
+//! Must not: touch connections or call the
 //! handler; the loops execute the commands (`handover.rs` holds the loop's side of a
 //! hand-over). Nothing here imports the loop's core.
 //!
@@ -15,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::ThreadId;
@@ -78,6 +79,8 @@ pub(crate) enum Command {
         peer: SocketAddr,
         bytes: Vec<u8>,
         hops: u8,
+        /// The connection's slot under `max_connections_per_ip`, travelling with it.
+        ticket: Option<AddressTicket>,
     },
 }
 
@@ -123,6 +126,80 @@ pub(crate) struct Workers {
     /// How many loops have stopped.
     stopped: Mutex<usize>,
     stopped_cond: Condvar,
+    /// Connections per client address, over all loops (`max_connections_per_ip`).
+    addresses: Arc<AddressSlots>,
+}
+
+/// What `max_connections_per_ip` counts by: an IPv4 address, or the /64 prefix of an IPv6
+/// one (one subscriber or host usually gets a whole /64, so counting single IPv6 addresses
+/// would let one client take 2^64 of them). An IPv4-mapped IPv6 address counts as IPv4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum AddressKey {
+    V4([u8; 4]),
+    V6Prefix([u8; 8]),
+}
+
+impl AddressKey {
+    pub(crate) fn of(ip: IpAddr) -> AddressKey {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => AddressKey::V4(v4.octets()),
+            IpAddr::V6(v6) => {
+                let mut prefix = [0u8; 8];
+                prefix.copy_from_slice(&v6.octets()[..8]);
+                AddressKey::V6Prefix(prefix)
+            }
+        }
+    }
+}
+
+/// How many admitted connections each client address holds, over all loops of a server.
+/// An entry exists only while its count is above zero, so the map holds at most one entry
+/// per admitted connection.
+#[derive(Default)]
+pub(crate) struct AddressSlots {
+    counts: Mutex<HashMap<AddressKey, usize>>,
+}
+
+impl AddressSlots {
+    /// How many connections `ip`'s address (or /64) holds now.
+    pub(crate) fn count(&self, ip: IpAddr) -> usize {
+        lock(&self.counts)
+            .get(&AddressKey::of(ip))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// How many addresses hold a connection: the size of the map.
+    pub(crate) fn addresses(&self) -> usize {
+        lock(&self.counts).len()
+    }
+}
+
+/// One connection's slot under `max_connections_per_ip`: taken when the connection is
+/// admitted, handed from loop to loop with it, and given back when it is dropped (the
+/// connection closed, or lost on a failed hand-over), so no path can leak a count.
+#[derive(Debug)]
+pub(crate) struct AddressTicket {
+    slots: Arc<AddressSlots>,
+    key: AddressKey,
+}
+
+impl Drop for AddressTicket {
+    fn drop(&mut self) {
+        let mut counts = lock(&self.slots.counts);
+        if let Some(n) = counts.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for AddressSlots {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AddressSlots({} addresses)", self.addresses())
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -151,7 +228,33 @@ impl Workers {
             stopping: AtomicBool::new(false),
             stopped: Mutex::new(0),
             stopped_cond: Condvar::new(),
+            addresses: Arc::new(AddressSlots::default()),
         }
+    }
+
+    /// A slot for one more connection from `ip`'s address, or `None` when it holds `limit`
+    /// already. Check and count are one step under one lock, so a burst of accepts cannot
+    /// all pass the check before any is counted.
+    pub(crate) fn take_address_slot(&self, ip: IpAddr, limit: usize) -> Option<AddressTicket> {
+        let key = AddressKey::of(ip);
+        let mut counts = lock(&self.addresses.counts);
+        let n = counts.entry(key).or_insert(0);
+        if *n >= limit {
+            if *n == 0 {
+                counts.remove(&key);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(AddressTicket {
+            slots: self.addresses.clone(),
+            key,
+        })
+    }
+
+    /// The per-address counts, for tests and invariants.
+    pub(crate) fn address_slots(&self) -> &AddressSlots {
+        &self.addresses
     }
 
     pub(crate) fn loop_count(&self) -> usize {
@@ -405,5 +508,43 @@ mod tests {
         let small = Command::Send("s".into(), Message::Text("hi".into()));
         workers.push_to(0, small).unwrap();
         assert_eq!(workers.push_to(0, big()), Err(HandleError::QueueFull));
+    }
+
+    /// The per-address counts are bounded: an address's entry goes when its last slot comes
+    /// back, a refused take leaves nothing, and a slot inside a command that is never run
+    /// (a hand-over dropped with a stopped loop's queue) comes back too.
+    #[test]
+    fn address_slots_are_given_back_and_their_entries_removed_at_zero() {
+        let (_polls, workers) = workers(2);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let a = workers.take_address_slot(ip, 2).unwrap();
+        let b = workers.take_address_slot(ip, 2).unwrap();
+        assert!(workers.take_address_slot(ip, 2).is_none());
+        assert_eq!(workers.address_slots().count(ip), 2);
+        drop(a);
+        assert_eq!(workers.address_slots().count(ip), 1);
+        let c = workers.take_address_slot(ip, 2).unwrap();
+        drop((b, c));
+        assert_eq!(workers.address_slots().addresses(), 0);
+        // Refused by a limit of 0: no entry left behind.
+        let other: IpAddr = "2001:db8::1".parse().unwrap();
+        assert!(workers.take_address_slot(other, 0).is_none());
+        assert_eq!(workers.address_slots().addresses(), 0);
+        // A slot travelling in a hand-over that a stopping loop drops.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (socket, peer) = listener.accept().unwrap();
+        let command = Command::Adopt {
+            socket: mio::net::TcpStream::from_std(socket),
+            peer,
+            bytes: Vec::new(),
+            hops: 0,
+            ticket: workers.take_address_slot(ip, 1),
+        };
+        workers.push_to(1, command).unwrap();
+        assert_eq!(workers.address_slots().count(ip), 1);
+        workers.mark_stopped(1);
+        assert_eq!(workers.address_slots().addresses(), 0);
+        drop(client);
     }
 }
