@@ -97,7 +97,11 @@ fuzz_target!(|input: &[u8]| {
     let mut script = Script(input);
     let mut config = ServerConfig::default();
     config.max_connections = 1 + usize::from(script.byte() % 8);
-    config.max_queued_bytes = 256 << (script.byte() % 9);
+    let queue = script.byte();
+    config.max_queued_bytes = 256 << (queue % 9);
+    // The same byte's upper part (so that the committed corpus reads as before): a
+    // per-address limit of 0 (off) to 3; every simulated client is 127.0.0.1.
+    config.max_connections_per_ip = usize::from(queue / 9 % 4);
     config.session.max_message_size = 16 << (script.byte() % 13);
     config.session.max_frame_size = config.session.max_message_size;
     config.max_http_body = 64;
