@@ -466,10 +466,10 @@ fn next_server_frame(r: &mut impl Read) -> Option<(u8, Vec<u8>)> {
 
 #[test]
 fn tiny_broadcasts_to_a_client_that_never_reads_are_charged_their_real_size() {
-    // Issue 19, point 4: a queued 2-byte broadcast frame (4 bytes on the wire) holds a queue
-    // slot and an Arc allocation, about 44 bytes. Charged its 4 bytes, a client that never
-    // reads was sent MARK / 4 frames into the queue before being closed, holding ten times
-    // the mark; charged its memory, about MARK / 44.
+    // Issue 19, point 4: a queued 2-byte broadcast frame (4 bytes on the wire) holds a
+    // queue slot (32 bytes) and an Arc allocation (16 + 4): 52 bytes. Charged its 4 bytes,
+    // a client that never reads was sent MARK / 4 frames into the queue before being
+    // closed, holding 13 times the mark; charged its memory, MARK / 52.
     const MARK: usize = 2 << 20;
     const BROADCASTS: u32 = 300_000;
     let server = TestServer::start_with(false, |c| {
@@ -555,7 +555,7 @@ fn tiny_broadcasts_to_a_client_that_never_reads_are_charged_their_real_size() {
         }
     };
     assert_eq!(close_code(&close), 1008);
-    // Charged their memory, the frames in the queue (about MARK / 44 = 47,700) plus those in
+    // Charged their memory, the frames in the queue (MARK / 52 = 40,330) plus those in
     // the kernel stay far under MARK / 8 (262,144); charged their length, the queue alone
     // would take MARK / 4 (524,288, more than were sent: no Close at all).
     eprintln!("the stuck client got {delivered} frames before its Close");
