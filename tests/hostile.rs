@@ -553,3 +553,146 @@ fn a_server_full_of_sessions_still_refuses_a_newcomer_with_503() {
     assert!(closes.is_empty(), "{closes:?}");
     server.stop();
 }
+
+/// Read one unmasked server frame through `r`: (first byte, payload), or `None` when the
+/// read times out or the connection ends.
+fn next_server_frame(r: &mut impl Read) -> Option<(u8, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    r.read_exact(&mut h).ok()?;
+    let len = match h[1] & 0x7f {
+        126 => {
+            let mut b = [0u8; 2];
+            r.read_exact(&mut b).ok()?;
+            u16::from_be_bytes(b) as usize
+        }
+        127 => return None, // never sent in this test
+        n => n as usize,
+    };
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload).ok()?;
+    Some((h[0], payload))
+}
+
+#[test]
+fn tiny_broadcasts_to_a_client_that_never_reads_are_charged_their_real_size() {
+    // Issue 19, point 4: a queued 2-byte broadcast frame (4 bytes on the wire) holds a
+    // queue slot (32 bytes) and an Arc allocation (16 + 4): 52 bytes. Charged its 4 bytes,
+    // a client that never reads was sent MARK / 4 frames into the queue before being
+    // closed, holding 13 times the mark; charged its memory, MARK / 52.
+    const MARK: usize = 2 << 20;
+    const BROADCASTS: u32 = 300_000;
+    let server = TestServer::start_with(false, |c| {
+        c.max_queued_bytes = MARK;
+        // Long enough for the stuck client to read its Close after the broadcasts.
+        c.close_timeout = WAIT;
+    });
+    // The stuck client. What the kernel buffers for it (our receive buffer, the server's
+    // send buffer, which Linux sizes from the MSS and the congestion window: about 2.6 MB
+    // at loopback's 64 KiB MSS) is sent before the server's queue grows at all; a small
+    // receive buffer and MSS keep that to 50-400 KB (12,000-94,000 frames measured), well
+    // under the gap between the two accountings at this mark.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.set_mss(88).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut stuck: TcpStream = socket.into();
+    stuck
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    stuck
+        .write_all(upgrade_request("/ws/stuck", "").as_bytes())
+        .unwrap();
+    assert!(read_head(&mut stuck).starts_with(b"HTTP/1.1 101 "));
+    assert_eq!(server.next(), Seen::Open("stuck".into()));
+
+    // Healthy clients read everything, in order, and report their progress. Three, so that
+    // with two loops one of them shares the stuck client's loop (connections go to the least
+    // loaded): pacing on the slowest reader then paces every loop, and once all have read
+    // everything, every loop has queued every broadcast.
+    let seq = |i: u32| ((i % 65_536) as u16).to_be_bytes();
+    let readers: Vec<_> = (0..3)
+        .map(|r| {
+            let mut reader = server.connect(&format!("reader{r}"));
+            let received = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+            let progress = received.clone();
+            let reading = std::thread::spawn(move || {
+                for i in 0..BROADCASTS {
+                    match reader.recv().unwrap() {
+                        Message::Binary(b) => assert_eq!(b, seq(i), "reader{r}: broadcast {i}"),
+                        other => panic!("reader{r}: broadcast {i}: {other:?}"),
+                    }
+                    progress.store(i + 1, std::sync::atomic::Ordering::Relaxed);
+                }
+                reader
+            });
+            (received, reading)
+        })
+        .collect();
+    let slowest = || {
+        let counts = readers
+            .iter()
+            .map(|(received, _)| received.load(std::sync::atomic::Ordering::Relaxed));
+        counts.min().unwrap()
+    };
+    // 2-byte broadcasts, at most 512 ahead of the slowest reader (22 KiB of its queue at
+    // most, well under the mark; far under the loops' command queue limit).
+    let deadline = std::time::Instant::now() + 3 * WAIT;
+    for i in 0..BROADCASTS {
+        while i >= slowest() + 512 {
+            assert!(std::time::Instant::now() < deadline, "the readers stalled");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        server.handle.broadcast(seq(i).to_vec()).unwrap();
+    }
+    let mut readers: Vec<Client> = readers
+        .into_iter()
+        .map(|(_, reading)| reading.join().unwrap())
+        .collect();
+
+    // Now the stuck client reads what it was sent: the frames it got before its Close.
+    let mut stuck_in = std::io::BufReader::new(&stuck);
+    let mut delivered = 0u32;
+    let close = loop {
+        match next_server_frame(&mut stuck_in) {
+            Some((0x82, payload)) => {
+                assert_eq!(payload, seq(delivered));
+                delivered += 1;
+            }
+            Some((0x88, payload)) => break payload,
+            Some((first, _)) => panic!("unexpected frame {first:#x}"),
+            None => panic!("no Close after {delivered} of {BROADCASTS} broadcasts"),
+        }
+    };
+    assert_eq!(close_code(&close), 1008);
+    // Charged their memory, the frames in the queue (MARK / 52 = 40,330) plus those in
+    // the kernel stay far under MARK / 8 (262,144); charged their length, the queue alone
+    // would take MARK / 4 (524,288, more than were sent: no Close at all).
+    eprintln!("the stuck client got {delivered} frames before its Close");
+    assert!(
+        (delivered as usize) < MARK / 8,
+        "{delivered} broadcasts sent to a client that never read"
+    );
+    drop(stuck_in);
+    drop(stuck);
+    assert_eq!(
+        server.wait_for(|s| matches!(s, Seen::Close(..))),
+        Seen::Close("stuck".into(), CloseReason::WriteQueueFull)
+    );
+    // The healthy clients were never held back, and are still served.
+    for (r, reader) in readers.iter_mut().enumerate() {
+        reader.send_text("still here").unwrap();
+        assert_eq!(
+            server.wait_for(|s| matches!(s, Seen::Message(..))),
+            Seen::Message(format!("reader{r}"), Message::Text("still here".into()))
+        );
+        reader.close(CloseCode::NormalClosure, "").unwrap();
+        assert_eq!(
+            server.wait_for(|s| matches!(s, Seen::Close(..))),
+            Seen::Close(
+                format!("reader{r}"),
+                CloseReason::ByClient(CloseFrame::new(CloseCode::NormalClosure, ""))
+            )
+        );
+    }
+    server.stop();
+}

@@ -42,9 +42,13 @@ pub struct ServerConfig {
     pub handshake_limits: Limits,
     /// Limits on incoming frames and messages (1009 beyond). Default 64 MiB for both.
     pub session: crate::session::SessionLimits,
-    /// High-water mark of bytes queued for one client. A message is accepted while the
+    /// High-water mark of the memory queued for one client. A message is accepted while the
     /// queue is below it (so one message larger than the mark still goes out on an idle
     /// connection); a send to a connection already over it closes that connection with 1008.
+    /// Each queued entry is charged the memory it holds, not the bytes it will write: a
+    /// coalesced buffer or an owned payload its capacity, a shared broadcast frame its whole
+    /// allocation (its length plus the `Arc` counts, charged to every queue holding it), and
+    /// each entry its queue slot besides; so a 2-byte broadcast frame costs 52 bytes on 64-bit targets.
     /// While a client's queue is over the mark, the loop also stops reading from it, so a
     /// client that floods Pings (or echo requests) without reading the answers is held back
     /// by TCP instead of growing our memory.

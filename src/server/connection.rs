@@ -28,6 +28,15 @@ const SPARE_MIN: usize = crate::session::LARGE_FRAME;
 /// How many chunks one `writev` takes at most.
 const MAX_IOVECS: usize = 64;
 
+/// What one queued chunk costs besides its bytes: its slot in the queue's `VecDeque`.
+const CHUNK_SLOT: usize = std::mem::size_of::<Chunk>();
+
+/// The header of an `Arc<[u8]>` allocation: its strong and weak counts.
+const ARC_HEADER: usize = 2 * std::mem::size_of::<std::sync::atomic::AtomicUsize>();
+
+/// Unused slots of the queue's `VecDeque` kept without shrinking it.
+const SLOTS_KEPT: usize = 64;
+
 /// A piece of the write queue.
 #[derive(Debug)]
 enum Chunk {
@@ -46,9 +55,23 @@ impl Chunk {
             Chunk::Shared(s) => s,
         }
     }
+
+    /// The heap memory this chunk keeps alive: a buffer's capacity (not its length), or a
+    /// shared frame's whole allocation (charged in full to every queue holding it, since any
+    /// one of them keeps it alive).
+    fn heap(&self) -> usize {
+        match self {
+            Chunk::Buffer(v) | Chunk::Payload(v) => v.capacity(),
+            Chunk::Shared(s) => s.len() + ARC_HEADER,
+        }
+    }
 }
 
 /// Bytes waiting to be written, in order, without copying large or shared payloads.
+///
+/// Two measures: [`len`](WriteQueue::len), the bytes still to write, and
+/// [`charge`](WriteQueue::charge), the memory the queue holds, which is what the high-water
+/// mark bounds (a 2-byte broadcast frame holds far more than 2 bytes).
 #[derive(Debug, Default)]
 pub(crate) struct WriteQueue {
     chunks: VecDeque<Chunk>,
@@ -56,12 +79,29 @@ pub(crate) struct WriteQueue {
     front_written: usize,
     /// Bytes queued and not yet written.
     len: usize,
+    /// The sum of [`Chunk::heap`] over `chunks`.
+    heap: usize,
 }
 
 impl WriteQueue {
     /// Bytes waiting.
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// The memory this queue holds, charged against the high-water mark: for each chunk
+    /// its slot ([`CHUNK_SLOT`] bytes) plus the heap memory it keeps alive (a buffer's
+    /// capacity, a shared frame's allocation with its reference counts). Zero when empty.
+    ///
+    /// Not charged: the deque's unused slots, which `advance` keeps to at most
+    /// `SLOTS_KEPT` or three times the used ones, and the allocator's own rounding.
+    pub(crate) fn charge(&self) -> usize {
+        self.heap + self.chunks.len() * CHUNK_SLOT
+    }
+
+    fn push_chunk(&mut self, chunk: Chunk) {
+        self.heap += chunk.heap();
+        self.chunks.push_back(chunk);
     }
 
     #[cfg(test)]
@@ -79,11 +119,13 @@ impl WriteQueue {
         // the cap keeps one buffer from living (and growing) for ever.
         if let Some(Chunk::Buffer(tail)) = self.chunks.back_mut() {
             if tail.len() < 64 * 1024 {
+                let before = tail.capacity();
                 tail.extend_from_slice(bytes);
+                self.heap += tail.capacity() - before;
                 return;
             }
         }
-        self.chunks.push_back(Chunk::Buffer(bytes.to_vec()));
+        self.push_chunk(Chunk::Buffer(bytes.to_vec()));
     }
 
     /// Append a frame: its header, and a payload the queue takes ownership of.
@@ -93,7 +135,7 @@ impl WriteQueue {
             self.push_copy(&payload);
         } else {
             self.len += payload.len();
-            self.chunks.push_back(Chunk::Payload(payload));
+            self.push_chunk(Chunk::Payload(payload));
         }
     }
 
@@ -103,7 +145,7 @@ impl WriteQueue {
             return;
         }
         self.len += frame.len();
-        self.chunks.push_back(Chunk::Shared(frame));
+        self.push_chunk(Chunk::Shared(frame));
     }
 
     /// Write as much as the socket takes. `Ok(true)` when the queue is empty.
@@ -156,7 +198,11 @@ impl WriteQueue {
             if written >= left {
                 written -= left;
                 self.front_written = 0;
-                if let Some(Chunk::Payload(payload)) = self.chunks.pop_front() {
+                let Some(chunk) = self.chunks.pop_front() else {
+                    break;
+                };
+                self.heap -= chunk.heap();
+                if let Chunk::Payload(payload) = chunk {
                     let bigger = !matches!(spare, Some(s) if s.capacity() >= payload.capacity());
                     if payload.capacity() >= SPARE_MIN && bigger {
                         *spare = Some(payload);
@@ -167,13 +213,21 @@ impl WriteQueue {
                 written = 0;
             }
         }
+        // A deque that once held many small frames keeps its slots: give them back once
+        // three quarters are unused, so that the memory `charge` leaves out stays bounded.
+        let capacity = self.chunks.capacity();
+        if capacity > SLOTS_KEPT && self.chunks.len() < capacity / 4 {
+            self.chunks
+                .shrink_to((self.chunks.len() * 2).max(SLOTS_KEPT));
+        }
     }
 
     /// Drop everything (the connection is going away).
     pub(crate) fn clear(&mut self) {
-        self.chunks.clear();
+        self.chunks = VecDeque::new();
         self.front_written = 0;
         self.len = 0;
+        self.heap = 0;
     }
 }
 
@@ -332,6 +386,11 @@ mod tests {
         }
     }
 
+    /// `charge` recomputed from scratch, to check the running sum.
+    fn recount(q: &WriteQueue) -> usize {
+        q.chunks.iter().map(|c| c.heap() + CHUNK_SLOT).sum()
+    }
+
     fn header(len: usize) -> EncodedHeader {
         FrameHeader::new(true, Opcode::Data(DataOpcode::Binary), len as u64).encode()
     }
@@ -351,6 +410,8 @@ mod tests {
         expected.extend_from_slice(&shared);
         expected.extend_from_slice(b"tail");
         assert_eq!(q.len(), expected.len());
+        assert_eq!(q.charge(), recount(&q));
+        assert!(q.charge() >= q.len() + 4 * CHUNK_SLOT);
 
         let mut w = Trickle {
             out: Vec::new(),
@@ -362,14 +423,73 @@ mod tests {
             "blocked before the end"
         );
         assert_eq!(q.len(), expected.len() - 21);
+        assert_eq!(q.charge(), recount(&q));
         // Bytes pushed while partly written still go after everything else.
         q.push_copy(b"!");
         expected.push(b'!');
+        assert_eq!(q.charge(), recount(&q));
         w.calls = usize::MAX;
         w.limit = 1000;
         assert!(q.flush(&mut w, &mut None).unwrap());
         assert_eq!(w.out, expected);
         assert!(q.is_empty());
+        assert_eq!(q.charge(), 0);
+    }
+
+    #[test]
+    fn tiny_shared_frames_are_charged_their_memory_not_their_length() {
+        // 10,000 broadcasts of a 2-byte message: 4-byte frames, each its own allocation.
+        let mut q = WriteQueue::default();
+        let entries = 10_000;
+        for i in 0..entries {
+            let frame = [0x82, 2, i as u8, (i >> 8) as u8];
+            q.push_shared(Arc::from(&frame[..]));
+        }
+        assert_eq!(q.len(), entries * 4, "len stays the bytes to write");
+        assert_eq!(q.charge(), recount(&q));
+        assert!(
+            q.charge() >= entries * (CHUNK_SLOT + 4 + ARC_HEADER),
+            "charged {} for {entries} frames",
+            q.charge()
+        );
+        // The old accounting charged the 40,000 bytes to write: with a 64 KiB mark that let
+        // 16,384 such frames pile up, holding over 10 times the mark.
+        assert!(q.charge() >= 10 * q.len());
+
+        // Written out, the queue gives its memory back: nothing charged, slots released.
+        let mut w = Trickle {
+            out: Vec::new(),
+            limit: usize::MAX,
+            calls: usize::MAX,
+        };
+        assert!(q.chunks.capacity() >= entries);
+        assert!(q.flush(&mut w, &mut None).unwrap());
+        assert_eq!(w.out.len(), entries * 4);
+        assert_eq!(q.charge(), 0);
+        assert!(
+            q.chunks.capacity() <= SLOTS_KEPT * 2,
+            "{} slots kept",
+            q.chunks.capacity()
+        );
+    }
+
+    #[test]
+    fn a_growing_tail_buffer_is_charged_its_capacity() {
+        let mut q = WriteQueue::default();
+        for _ in 0..1000 {
+            q.push_copy(b"0123456789");
+            assert_eq!(q.charge(), recount(&q));
+            assert!(q.charge() >= q.len() + CHUNK_SLOT);
+        }
+        // A large payload is charged its capacity, not only the bytes it will write.
+        let mut payload = Vec::with_capacity(8 * COALESCE_MAX);
+        payload.resize(2 * COALESCE_MAX, 7);
+        let before = q.charge();
+        q.push_frame(header(payload.len()), payload);
+        assert!(q.charge() >= before + 8 * COALESCE_MAX + CHUNK_SLOT);
+        assert_eq!(q.charge(), recount(&q));
+        q.clear();
+        assert_eq!((q.len(), q.charge()), (0, 0));
     }
 
     #[test]

@@ -589,9 +589,12 @@ impl<R: Reactor> Core<R> {
         // message (accepted while under it) plus the control frames and HTTP answers after.
         let bound = self.config.max_queued_bytes + self.config.session.max_message_size + 64 * 1024;
         for (key, conn) in &self.conns {
+            // The memory the queue holds, not only the bytes it will write (`charge` counts
+            // each entry's slot and allocation; `len() <= charge()`).
             assert!(
-                conn.queue.len() <= bound,
-                "connection {key}: {} bytes queued",
+                conn.queue.charge() <= bound,
+                "connection {key}: {} bytes charged, {} queued",
+                conn.queue.charge(),
                 conn.queue.len()
             );
             // Every live connection has a deadline queued.

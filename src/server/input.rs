@@ -44,7 +44,7 @@ impl<R: Reactor> Core<R> {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
-            if conn.queue.len() >= max_queued {
+            if conn.queue.charge() >= max_queued {
                 // Backpressure: what the client sends waits in the kernel until it has read
                 // what we owe it; `flush` resumes reading once the queue is below the mark.
                 conn.read_paused = true;

@@ -56,7 +56,7 @@ impl<R: Reactor> Core<R> {
         {
             self.spare = None; // never keep more than one message's worth
         }
-        if conn.read_paused && conn.queue.len() < self.config.max_queued_bytes {
+        if conn.read_paused && conn.queue.charge() < self.config.max_queued_bytes {
             // Below the mark again: read what the client sent meanwhile.
             conn.read_paused = false;
             let generation = conn.generation;
@@ -135,16 +135,18 @@ impl<R: Reactor> Core<R> {
     /// Whether the connection's queue is at or over the high-water mark, after giving the
     /// socket a chance to take some of it (the loop flushes only between events, and one
     /// event may send many messages). A write error is left for the loop's flush to find.
+    /// The mark bounds the memory the queue holds (`WriteQueue::charge`), not only the bytes
+    /// it will write: a queue of 2-byte frames holds many times their length.
     fn over_mark(&mut self, key: usize) -> bool {
         let max = self.config.max_queued_bytes;
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
         };
-        if conn.queue.len() < max {
+        if conn.queue.charge() < max {
             return false;
         }
         let _ = conn.queue.flush(&mut conn.socket, &mut self.spare);
-        conn.queue.len() >= max
+        conn.queue.charge() >= max
     }
 
     /// A client that does not read: close it (1008) behind what is already queued.
@@ -152,14 +154,15 @@ impl<R: Reactor> Core<R> {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let queued = conn.queue.len();
+        let (queued, charge) = (conn.queue.len(), conn.queue.charge());
         if let Phase::WebSocket { session, sid } = &mut conn.phase {
             if session
                 .close(CloseCode::PolicyViolation, "write queue full")
                 .is_ok()
             {
                 log::warn!(
-                    "{}: {queued} bytes queued, over the high-water mark; closing",
+                    "{}: {queued} bytes queued holding {charge} bytes, over the high-water \
+                     mark; closing",
                     sid.escape_debug()
                 );
             }
