@@ -426,7 +426,11 @@ pub fn http_response(
     content_type: &str,
     body: &[u8],
 ) -> Vec<u8> {
-    if invalid_response_part(status, headers, content_type).is_some() {
+    if let Some(part) = invalid_response_part(status, headers, content_type) {
+        log::error!(
+            "a {status} response with an invalid {part:?} (a control character in a value, a \
+             name that is not a token, or a bad status); sending 500 instead"
+        );
         return write_response(
             500,
             &[],

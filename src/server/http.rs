@@ -6,7 +6,7 @@
 //! handler; `http_fallback.rs` does that for the loop. The HTTP/1.1 head itself is written
 //! by `crate::handshake::http_response`.
 
-use crate::handshake::{http_response, invalid_response_part, reason_phrase, Request};
+use crate::handshake::{http_response, reason_phrase, Request};
 
 /// A plain HTTP request, head and body.
 #[derive(Debug)]
@@ -107,15 +107,8 @@ impl HttpResponse {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        if let Some(part) = invalid_response_part(self.status, &headers, &self.content_type) {
-            log::error!(
-                "the handler's {} response has an invalid {:?} (a control character in a \
-                 value, a name that is not a token, or a bad status); sending 500 instead",
-                self.status,
-                part
-            );
-            return status_response(500);
-        }
+        // An invalid header or content type becomes a logged 500 there, never bytes on the
+        // wire (RFC 9110 §5.5).
         http_response(self.status, &headers, &self.content_type, &self.body)
     }
 }
