@@ -554,25 +554,6 @@ fn a_server_full_of_sessions_still_refuses_a_newcomer_with_503() {
     server.stop();
 }
 
-/// Read one unmasked server frame through `r`: (first byte, payload), or `None` when the
-/// read times out or the connection ends.
-fn next_server_frame(r: &mut impl Read) -> Option<(u8, Vec<u8>)> {
-    let mut h = [0u8; 2];
-    r.read_exact(&mut h).ok()?;
-    let len = match h[1] & 0x7f {
-        126 => {
-            let mut b = [0u8; 2];
-            r.read_exact(&mut b).ok()?;
-            u16::from_be_bytes(b) as usize
-        }
-        127 => return None, // never sent in this test
-        n => n as usize,
-    };
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload).ok()?;
-    Some((h[0], payload))
-}
-
 #[test]
 fn tiny_broadcasts_to_a_client_that_never_reads_are_charged_their_real_size() {
     // Issue 19, point 4: a queued 2-byte broadcast frame (4 bytes on the wire) holds a
@@ -653,7 +634,7 @@ fn tiny_broadcasts_to_a_client_that_never_reads_are_charged_their_real_size() {
     let mut stuck_in = std::io::BufReader::new(&stuck);
     let mut delivered = 0u32;
     let close = loop {
-        match next_server_frame(&mut stuck_in) {
+        match try_read_frame(&mut stuck_in) {
             Some((0x82, payload)) => {
                 assert_eq!(payload, seq(delivered));
                 delivered += 1;

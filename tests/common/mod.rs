@@ -214,23 +214,29 @@ pub fn read_head(s: &mut TcpStream) -> Vec<u8> {
 
 /// Read one unmasked server frame: (first byte, payload).
 pub fn read_frame(s: &mut TcpStream) -> (u8, Vec<u8>) {
+    try_read_frame(s).expect("a whole server frame")
+}
+
+/// Read one unmasked server frame through `r`: (first byte, payload), or `None` when the
+/// read times out or the connection ends first.
+pub fn try_read_frame(r: &mut impl Read) -> Option<(u8, Vec<u8>)> {
     let mut h = [0u8; 2];
-    s.read_exact(&mut h).unwrap();
+    r.read_exact(&mut h).ok()?;
     assert_eq!(h[1] & 0x80, 0, "server frames are never masked");
     let len = match h[1] & 0x7f {
         126 => {
             let mut b = [0u8; 2];
-            s.read_exact(&mut b).unwrap();
+            r.read_exact(&mut b).ok()?;
             u16::from_be_bytes(b) as usize
         }
         127 => {
             let mut b = [0u8; 8];
-            s.read_exact(&mut b).unwrap();
+            r.read_exact(&mut b).ok()?;
             u64::from_be_bytes(b) as usize
         }
         n => n as usize,
     };
     let mut payload = vec![0u8; len];
-    s.read_exact(&mut payload).unwrap();
-    (h[0], payload)
+    r.read_exact(&mut payload).ok()?;
+    Some((h[0], payload))
 }
