@@ -63,7 +63,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let base = args.base.trim_end_matches('/');
     let mut builder = Client::builder()
         // Some cases send 16 MiB; none takes a minute.
-        .read_timeout(Some(Duration::from_secs(60)));
+        .read_timeout(Some(Duration::from_secs(60)))
+        // The limits this client has always had (the library's default is now 1 MiB).
+        .session_config(wsloop::session::SessionLimits {
+            max_frame_size: 64 << 20,
+            max_message_size: 64 << 20,
+        });
     if args.deflate {
         builder = with_deflate(builder)?;
     }

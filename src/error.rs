@@ -42,6 +42,12 @@ pub enum ProtocolError {
     MessageTooLarge,
     /// RFC 7692 §6.2: a compressed message whose DEFLATE data cannot be inflated.
     InvalidCompressedData,
+    /// Not the peer's fault: the message would not fit in the memory the I/O layer can spare
+    /// for it now ([`Session::set_receive_allowance`](crate::session::Session::set_receive_allowance),
+    /// e.g. a server's memory budget). Answered with 1013 Try Again Later (registered in the
+    /// IANA registry of §11.7), not 1009: the message is within the limits and may succeed
+    /// later.
+    Overloaded,
 }
 
 impl ProtocolError {
@@ -56,6 +62,7 @@ impl ProtocolError {
             ProtocolError::FrameTooLarge | ProtocolError::MessageTooLarge => {
                 CloseCode::MessageTooBig
             }
+            ProtocolError::Overloaded => CloseCode::TryAgainLater,
             _ => CloseCode::ProtocolError,
         }
     }
@@ -78,6 +85,7 @@ impl ProtocolError {
             ProtocolError::FrameTooLarge => "frame too large",
             ProtocolError::MessageTooLarge => "message too large",
             ProtocolError::InvalidCompressedData => "invalid compressed data",
+            ProtocolError::Overloaded => "server overloaded, try again later",
         }
     }
 }
@@ -127,7 +135,12 @@ mod tests {
             ProtocolError::ReservedOpcode(3).close_code(),
             CloseCode::ProtocolError
         );
+        assert_eq!(
+            ProtocolError::Overloaded.close_code(),
+            CloseCode::TryAgainLater
+        );
         assert!(ProtocolError::ReservedBitsSet.reason().len() <= crate::close::MAX_REASON_LEN);
+        assert!(ProtocolError::Overloaded.reason().len() <= crate::close::MAX_REASON_LEN);
     }
 
     #[test]

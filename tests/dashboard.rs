@@ -149,6 +149,21 @@ impl Dashboard {
         self.log.lock().unwrap().iter().any(|l| l.contains(needle))
     }
 
+    /// Whether the log gets a line with `needle` within a few seconds: the child's stderr is
+    /// read by another thread, so a line may arrive after the answer it explains.
+    fn log_gets(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.log_has(needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Raw HTTP: `METHOD path` with these header lines (a `Host` is not added) and body;
     /// the status and the whole answer.
     fn http(&self, method: &str, path: &str, headers: &[String], body: &str) -> (u16, String) {
@@ -355,7 +370,7 @@ fn upgrades_from_another_origin_are_refused_and_open_no_session() {
             "{sid} connected"
         );
     }
-    assert!(d.log_has(r#"refused: 403, cross-site: Origin "null""#));
+    assert!(d.log_gets(r#"refused: 403, cross-site: Origin "null""#));
 }
 
 #[test]
@@ -429,7 +444,7 @@ fn cross_site_posts_are_refused_and_deliver_nothing() {
     // And nothing else follows (bounded wait).
     assert_eq!(next_text(&mut victim, Duration::from_millis(300)), None);
     assert!(
-        d.log_has(r#"POST /send/victim refused: 403, cross-site: Origin "https://evil.example""#)
+        d.log_gets(r#"POST /send/victim refused: 403, cross-site: Origin "https://evil.example""#)
     );
 }
 
@@ -478,7 +493,7 @@ fn a_host_that_is_not_allowed_gets_421_even_for_the_page() {
     assert_eq!(get(None).0, 400);
     let two = [d.host(), "Host: evil.example".to_string()];
     assert_eq!(d.http("GET", "/", &two, "").0, 400);
-    assert!(d.log_has(r#"GET / refused: 421, Host "evil.example" is not allowed"#));
+    assert!(d.log_gets(r#"GET / refused: 421, Host "evil.example" is not allowed"#));
 }
 
 #[test]

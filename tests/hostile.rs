@@ -133,12 +133,13 @@ fn oversized_frames_messages_and_heads_get_the_rfc_answer() {
         )
     );
 
-    // A message of 64 MiB + 1 in two fragments: 1009 at the second header.
+    // A message of the default limit + 1 in two fragments: 1009 at the second header.
+    let limit = wsloop::session::SessionLimits::default().max_message_size;
     let mut s = raw_session(&server, "big");
-    let first = vec![0u8; 32 << 20];
+    let first = vec![0u8; limit / 2];
     s.write_all(&masked(0x02, &first)).unwrap();
     let mut second = vec![0x80, 0x80 | 127];
-    second.extend_from_slice(&((32u64 << 20) + 1).to_be_bytes());
+    second.extend_from_slice(&((limit - limit / 2) as u64 + 1).to_be_bytes());
     second.extend_from_slice(&[1, 2, 3, 4]);
     s.write_all(&second).unwrap();
     let (op, payload) = read_frame(&mut s);

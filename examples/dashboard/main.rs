@@ -56,6 +56,10 @@
 //!   it to 0 behind a reverse proxy, where every client comes from the proxy's address); the
 //!   next gets 429 (see `ServerConfig::max_connections_per_ip`).
 //! - what a page sends is logged as its length and a short escaped preview, never whole.
+//! - all connections together hold at most the memory budget in messages and queues
+//!   (`--memory-budget BYTES`, default the library's 1 GiB; see
+//!   `ServerConfig::memory_budget`); messages up to 64 MiB and a 4 MiB write-queue mark, as
+//!   this page always had.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -229,6 +233,8 @@ struct Args {
     token: Option<String>,
     /// `--max-per-ip`: most connections from one client address (0 = no limit).
     max_per_ip: usize,
+    /// `--memory-budget`: `ServerConfig::memory_budget` (the library's default otherwise).
+    memory_budget: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -240,6 +246,7 @@ fn parse_args() -> Result<Args, String> {
         allow_hosts: Vec::new(),
         token: None,
         max_per_ip: DEFAULT_MAX_PER_IP,
+        memory_budget: None,
     };
     let mut rest = std::env::args().skip(1);
     while let Some(arg) = rest.next() {
@@ -272,6 +279,13 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|_| "--max-per-ip needs a number (0 = no limit)".to_string())?
             }
+            "--memory-budget" => {
+                args.memory_budget = Some(
+                    value("--memory-budget")?
+                        .parse()
+                        .map_err(|_| "--memory-budget needs a number of bytes".to_string())?,
+                )
+            }
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             addr => args.addr = addr.to_string(),
         }
@@ -284,14 +298,24 @@ fn main() -> std::io::Result<()> {
     let args = parse_args().unwrap_or_else(|e| {
         eprintln!(
             "dashboard: {e}\nusage: dashboard [ADDR] [--bind ADDR] [--workers N] [--redis URL] \
-             [--simulate] [--allow-host NAME[:PORT]]... [--token T] [--max-per-ip N]"
+             [--simulate] [--allow-host NAME[:PORT]]... [--token T] [--max-per-ip N] \
+             [--memory-budget BYTES]"
         );
         std::process::exit(2);
     });
     let server = Server::builder()
         .bind(args.addr)
         .workers(args.workers)
-        .configure(|c| c.max_connections_per_ip = args.max_per_ip)
+        .configure(|c| {
+            c.max_connections_per_ip = args.max_per_ip;
+            // The limits this page has always had (the library's defaults are now 1 MiB).
+            c.session.max_message_size = 64 << 20;
+            c.session.max_frame_size = 64 << 20;
+            c.max_queued_bytes = 4 << 20;
+            if let Some(budget) = args.memory_budget {
+                c.memory_budget = budget;
+            }
+        })
         .route_fn(upgrade_route)
         .build()?;
     // SIGTERM/SIGINT: graceful shutdown (Close 1001, on_close; with --redis the bridge then

@@ -1442,12 +1442,17 @@ pub fn frame_rule(e: ProtocolError) -> (&'static str, &'static str) {
         ProtocolError::FrameTooLarge => (
             "§10.4",
             "an endpoint may limit frame sizes; wsloop's session::SessionLimits::max_frame_size \
-             (64 MiB by default) is checked from the header alone",
+             (1 MiB by default) is checked from the header alone",
         ),
         ProtocolError::MessageTooLarge => (
             "§10.4",
             "an endpoint may limit message sizes; wsloop's session::SessionLimits::max_message_size \
-             (64 MiB by default) is checked from each header",
+             (1 MiB by default) is checked from each header",
+        ),
+        ProtocolError::Overloaded => (
+            "§7.4.2 (IANA registry: 1013)",
+            "not the peer's fault: the server's memory budget could not take this message now; \
+             1013 Try Again Later tells the client it may retry",
         ),
     }
 }
@@ -1463,6 +1468,7 @@ fn error_source(e: ProtocolError) -> &'static str {
         }
         ProtocolError::InvalidUtf8 => "src/session/read.rs with src/utf8.rs",
         ProtocolError::InvalidCompressedData => "src/deflate.rs, inflating",
+        ProtocolError::Overloaded => "src/session/read.rs, against the server's allowance",
         _ => "src/session/rules.rs, check_header",
     }
 }

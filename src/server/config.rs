@@ -40,11 +40,14 @@ pub struct ServerConfig {
     pub max_connections_per_ip: usize,
     /// Bounds on the handshake request head (431 beyond). Default 8 KiB and 64 headers.
     pub handshake_limits: Limits,
-    /// Limits on incoming frames and messages (1009 beyond). Default 64 MiB for both.
+    /// Limits on incoming frames and messages (1009 beyond). Default 1 MiB for both, as
+    /// Python websockets (`max_size`); raise it for file transfers (the `echo` example, the
+    /// conformance testee, keeps 64 MiB for Autobahn's 16 MiB cases).
     pub session: crate::session::SessionLimits,
-    /// High-water mark of the memory queued for one client. A message is accepted while the
-    /// queue is below it (so one message larger than the mark still goes out on an idle
-    /// connection); a send to a connection already over it closes that connection with 1008.
+    /// High-water mark of the memory queued for one client. A send that would take the queue
+    /// over it is refused and closes that connection with 1008 (a client that far behind is
+    /// not reading); only a message sent to an empty queue may be larger than the mark, so
+    /// one message of any allowed size still goes out on an idle connection.
     /// Each queued entry is charged the memory it holds, not the bytes it will write: a
     /// coalesced buffer or an owned payload its capacity, a shared broadcast frame its whole
     /// allocation (its length plus the `Arc` counts, charged to every queue holding it), and
@@ -52,9 +55,36 @@ pub struct ServerConfig {
     /// While a client's queue is over the mark, the loop also stops reading from it, so a
     /// client that floods Pings (or echo requests) without reading the answers is held back
     /// by TCP instead of growing our memory.
-    /// Default 4 MiB: several seconds of traffic for a dashboard, yet 10,000 stuck clients
-    /// cannot take more than their share.
+    /// Default 1 MiB, one message of the default size: a client may fall one whole message
+    /// behind. Python websockets pauses the sender at 32 KiB and uWebSockets at 64 KiB of
+    /// backpressure; closing is harsher than pausing, so the mark here is larger.
     pub max_queued_bytes: usize,
+    /// The most memory all connections together may hold in incoming messages (as they
+    /// arrive, or as they inflate), write queues (each broadcast frame counted once) and
+    /// plain HTTP bodies, split evenly between the loops (`workers`). Enforced before memory
+    /// is taken:
+    /// - from half of it on, a connection holding more than a 64th of it is no longer read
+    ///   (TCP holds its data back), except one at a time, which may go on to three quarters
+    ///   so that large messages still complete; its `message_timeout` still runs;
+    /// - a frame that would take the total over it is refused from its header with **1013
+    ///   Try Again Later** (the message is within the limits and may succeed later, so not
+    ///   1009), and an inflating message is stopped at it the same way;
+    /// - a send that would take the total over it closes that connection with 1013
+    ///   ([`SendStatus::Overloaded`](struct.Context.html#method.send)), and a broadcast that
+    ///   would is not queued (logged).
+    ///
+    /// So the last quarter stays for connections holding little: a normal client is still
+    /// served while large holders wait. Not counted (the documented slack over it): per
+    /// connection, the session and socket state (about 1 KiB), a handshake head being read
+    /// (at most `handshake_limits`), a deflate context; per loop, the read buffer, one
+    /// recycled message buffer (dropped under pressure), the `Handle` command queue
+    /// ([`COMMAND_QUEUE_BYTES`](constant.COMMAND_QUEUE_BYTES.html)) and the messages of one
+    /// read being handed to the handler; and the allocator's own rounding.
+    ///
+    /// Default 1 GiB: a fixed value rather than one derived from the machine, so that a
+    /// server behaves the same on a laptop and in production; set it to what the machine
+    /// can spare. `usize::MAX` turns it off.
+    pub memory_budget: usize,
     /// Largest body of a plain HTTP request (413 beyond). Default 64 KiB.
     pub max_http_body: usize,
     /// Time from accept to a complete handshake (or HTTP request). Default 10 s: generous
@@ -110,7 +140,8 @@ impl Default for ServerConfig {
             max_connections_per_ip: 0,
             handshake_limits: Limits::default(),
             session: crate::session::SessionLimits::default(),
-            max_queued_bytes: 4 << 20,
+            max_queued_bytes: 1 << 20,
+            memory_budget: 1 << 30,
             max_http_body: 64 << 10,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),

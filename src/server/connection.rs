@@ -81,6 +81,8 @@ pub(crate) struct WriteQueue {
     len: usize,
     /// The sum of [`Chunk::heap`] over `chunks`.
     heap: usize,
+    /// The part of `heap` in shared broadcast frames.
+    shared: usize,
 }
 
 impl WriteQueue {
@@ -99,8 +101,18 @@ impl WriteQueue {
         self.heap + self.chunks.len() * CHUNK_SLOT
     }
 
+    /// The memory this queue alone holds: [`charge`](WriteQueue::charge) less the shared
+    /// broadcast frames, which the loop's memory budget counts once for all the queues
+    /// holding them (each queue still pays their slots).
+    pub(crate) fn owned(&self) -> usize {
+        self.charge() - self.shared
+    }
+
     fn push_chunk(&mut self, chunk: Chunk) {
         self.heap += chunk.heap();
+        if let Chunk::Shared(_) = chunk {
+            self.shared += chunk.heap();
+        }
         self.chunks.push_back(chunk);
     }
 
@@ -202,6 +214,9 @@ impl WriteQueue {
                     break;
                 };
                 self.heap -= chunk.heap();
+                if let Chunk::Shared(_) = chunk {
+                    self.shared -= chunk.heap();
+                }
                 if let Chunk::Payload(payload) = chunk {
                     let bigger = !matches!(spare, Some(s) if s.capacity() >= payload.capacity());
                     if payload.capacity() >= SPARE_MIN && bigger {
@@ -228,6 +243,7 @@ impl WriteQueue {
         self.front_written = 0;
         self.len = 0;
         self.heap = 0;
+        self.shared = 0;
     }
 }
 
@@ -273,8 +289,13 @@ pub(crate) struct Connection<S> {
     pub(crate) ping_sent_at: Option<Instant>,
     /// When the client started the message (or frame) it has not finished yet.
     pub(crate) message_since: Option<Instant>,
-    /// Reading is paused because the write queue is over the high-water mark.
+    /// Reading is paused because the write queue is over the high-water mark, or because
+    /// the loop's memory budget is under pressure and this connection holds a large share.
     pub(crate) read_paused: bool,
+    /// Paused for the memory budget (and listed in the loop's `budget_waiting`).
+    pub(crate) budget_paused: bool,
+    /// What this connection is charged in the loop's memory budget now (see `holding`).
+    pub(crate) charged: usize,
     /// When we started closing (our Close sent, or TCP write side shut).
     pub(crate) closing_since: Option<Instant>,
     /// The deadline of this connection's live entry in the timer heap.
@@ -306,6 +327,8 @@ impl<S> Connection<S> {
             ping_sent_at: None,
             message_since: None,
             read_paused: false,
+            budget_paused: false,
+            charged: 0,
             closing_since: None,
             timer_at: None,
             hops: 0,
@@ -326,6 +349,18 @@ impl<S> Connection<S> {
             Phase::WebSocket { sid, .. } => Some(sid),
             _ => None,
         }
+    }
+
+    /// The memory this connection holds that the loop's budget counts: its write queue (less
+    /// the broadcast frames, counted once by the budget itself), the incoming message being
+    /// assembled, or a plain HTTP request's body.
+    pub(crate) fn holding(&self) -> usize {
+        self.queue.owned()
+            + match &self.phase {
+                Phase::WebSocket { session, .. } => session.buffered_bytes(),
+                Phase::HttpBody { body, .. } => body.capacity(),
+                Phase::Handshake(_) | Phase::Done => 0,
+            }
     }
 
     /// Move what the session wants to send into the write queue.
@@ -447,6 +482,8 @@ mod tests {
         }
         assert_eq!(q.len(), entries * 4, "len stays the bytes to write");
         assert_eq!(q.charge(), recount(&q));
+        // The loop's budget counts each shared frame once: the queue alone owns the slots.
+        assert_eq!(q.owned(), entries * CHUNK_SLOT);
         assert!(
             q.charge() >= entries * (CHUNK_SLOT + 4 + ARC_HEADER),
             "charged {} for {entries} frames",
@@ -466,6 +503,7 @@ mod tests {
         assert!(q.flush(&mut w, &mut None).unwrap());
         assert_eq!(w.out.len(), entries * 4);
         assert_eq!(q.charge(), 0);
+        assert_eq!(q.owned(), 0);
         assert!(
             q.chunks.capacity() <= SLOTS_KEPT * 2,
             "{} slots kept",

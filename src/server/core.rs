@@ -24,6 +24,7 @@ use slab::Slab;
 use crate::close::CloseCode;
 use crate::handshake::{http_response, RequestParser};
 
+use super::budget::Budget;
 use super::config::ServerConfig;
 use super::connection::{Connection, Phase};
 use super::deadline::{self, Expiry, Timing};
@@ -86,6 +87,10 @@ pub(crate) struct Core<R: Reactor> {
     /// The buffer of a large payload already written, kept for the next large message
     /// (see `Session::receive_with_spare`); at most one, of at most `max_message_size`.
     pub(super) spare: Option<Vec<u8>>,
+    /// This loop's share of the memory budget, and what its connections hold.
+    pub(super) budget: Budget,
+    /// Connections not read while the budget is under pressure, read again once it is not.
+    pub(super) budget_waiting: Vec<ConnRef>,
 }
 
 impl<R: Reactor> Core<R> {
@@ -97,7 +102,6 @@ impl<R: Reactor> Core<R> {
     ) -> Self {
         Core {
             index,
-            config,
             reactor,
             conns: Slab::new(),
             sids: HashMap::new(),
@@ -111,6 +115,9 @@ impl<R: Reactor> Core<R> {
             shutdown_deadline: None,
             now: Instant::now(),
             spare: None,
+            budget: Budget::new(config.memory_budget / config.workers.max(1)),
+            budget_waiting: Vec::new(),
+            config,
         }
     }
 
@@ -119,6 +126,7 @@ impl<R: Reactor> Core<R> {
     /// the deadlines that are due, flush, and take the next step of a shutdown. True once
     /// the loop may stop.
     pub(super) fn after_events<H: Handler>(&mut self, handler: &mut H, buf: &mut [u8]) -> bool {
+        self.budget_step();
         self.read_again(handler, buf);
         self.fire_timers(handler);
         self.flush_dirty(handler);
@@ -320,6 +328,11 @@ impl<R: Reactor> Core<R> {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
+        self.budget.recharge(conn.charged, 0);
+        self.budget.step_down(ConnRef {
+            key,
+            generation: conn.generation,
+        });
         self.reactor.release(&mut conn.socket);
         if conn.counted {
             self.counted -= 1;
@@ -430,6 +443,35 @@ impl<R: Reactor> Core<R> {
             }
         }
         self.flush_dirty(handler);
+    }
+
+    /// Charge the connection at `key` what it holds now against the memory budget.
+    pub(super) fn recharge(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            let holding = conn.holding();
+            self.budget.recharge(conn.charged, holding);
+            conn.charged = holding;
+        }
+    }
+
+    /// The memory budget between steps: forget broadcast frames no queue holds; under
+    /// pressure give back the recycled buffer; once pressure is over, read the connections
+    /// that waited for it (reading checks again).
+    fn budget_step(&mut self) {
+        self.budget.prune_shared();
+        if self.budget.under_pressure() {
+            self.spare = None;
+        } else if !self.budget_waiting.is_empty() {
+            for conn in std::mem::take(&mut self.budget_waiting) {
+                if let Some(c) = self.conns.get_mut(conn.key) {
+                    if c.generation == conn.generation {
+                        c.budget_paused = false;
+                        c.read_paused = false;
+                        self.read_again.push(conn);
+                    }
+                }
+            }
+        }
     }
 
     /// Flush `key` at the end of the step (bytes were queued, or the socket became
@@ -585,6 +627,19 @@ impl<R: Reactor> Core<R> {
             assert_eq!(slots.count(conn.peer.ip()), n, "connection {key}");
             assert!(n <= self.config.max_connections_per_ip || n == 0);
         }
+        // The memory budget's books: each connection is charged what it holds (every change
+        // is charged by the end of a step), and the total is those charges plus the
+        // broadcast frames, counted once.
+        let mut charged = self.budget.shared_bytes();
+        for (key, conn) in &self.conns {
+            assert_eq!(
+                conn.charged,
+                conn.holding(),
+                "connection {key}: stale charge"
+            );
+            charged += conn.charged;
+        }
+        assert_eq!(self.budget.held(), charged, "the budget's total");
         // Memory per connection is bounded: the queue can exceed the mark by at most one
         // message (accepted while under it) plus the control frames and HTTP answers after.
         let bound = self.config.max_queued_bytes + self.config.session.max_message_size + 64 * 1024;

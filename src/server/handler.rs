@@ -89,6 +89,9 @@ pub enum CloseReason {
     /// The client did not read fast enough: its write queue passed the high-water mark
     /// (closed with 1008).
     WriteQueueFull,
+    /// The server's memory budget (`ServerConfig::memory_budget`) could not take this
+    /// client's incoming frame, or a message sent to it (closed with 1013 Try Again Later).
+    Overloaded,
     /// A newer connection opened with the same sid (closed with 4000 "replaced").
     Replaced,
     /// The server is shutting down (closed with 1001).
@@ -117,6 +120,7 @@ impl fmt::Display for CloseReason {
             CloseReason::CloseTimeout => f.write_str("close handshake timed out"),
             CloseReason::MessageTimeout => f.write_str("message not completed in time (1008)"),
             CloseReason::WriteQueueFull => f.write_str("write queue full (1008)"),
+            CloseReason::Overloaded => f.write_str("server memory budget spent (1013)"),
             CloseReason::Replaced => f.write_str("replaced by a newer connection (4000)"),
             CloseReason::Shutdown => f.write_str("server shutdown (1001)"),
             CloseReason::ConnectionLost => f.write_str("connection lost without a Close (1006)"),
@@ -136,9 +140,14 @@ pub enum SendStatus {
     NoSuchSession,
     /// The session is closing; no more messages may be sent on it (§5.5.1).
     Closing,
-    /// The client's write queue was already over the high-water mark: the message was
-    /// dropped and the connection is being closed with 1008.
+    /// The message would have taken the client's write queue over the high-water mark
+    /// (`ServerConfig::max_queued_bytes`): it was dropped and the connection is being
+    /// closed with 1008.
     QueueFull,
+    /// The message would have taken the server over its memory budget
+    /// (`ServerConfig::memory_budget`): it was dropped and the connection is being closed
+    /// with 1013 Try Again Later.
+    Overloaded,
     /// The sid is held by another loop of this server (`ServerConfig::workers`): the message
     /// was passed to that loop, which sends it (and logs the outcome) when it runs next.
     Forwarded,

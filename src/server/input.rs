@@ -11,6 +11,7 @@ use std::io::{self, Read};
 use std::sync::Arc;
 
 use crate::close::CloseCode;
+use crate::error::ProtocolError;
 use crate::handshake::{self, Request};
 use crate::session::{Event, Role, Session};
 
@@ -48,6 +49,26 @@ impl<R: Reactor> Core<R> {
                 // Backpressure: what the client sends waits in the kernel until it has read
                 // what we owe it; `flush` resumes reading once the queue is below the mark.
                 conn.read_paused = true;
+                return;
+            }
+            let this = ConnRef {
+                key,
+                generation: conn.generation,
+            };
+            if !self.budget.may_read(this, conn.charged) {
+                // The memory budget is under pressure and this connection holds a large
+                // share: what it sends waits in the kernel until the pressure is over.
+                conn.read_paused = true;
+                if !conn.budget_paused {
+                    conn.budget_paused = true;
+                    log::debug!(
+                        "{}: holds {} bytes, {} held in all: not read for now",
+                        conn.peer,
+                        conn.charged,
+                        self.budget.held()
+                    );
+                    self.budget_waiting.push(this);
+                }
                 return;
             }
             let n = match conn.socket.read(buf) {
@@ -102,6 +123,9 @@ impl<R: Reactor> Core<R> {
                 }
             }
             Phase::WebSocket { session, .. } => {
+                // What the message may still take of the memory budget (1013 beyond).
+                let held = session.buffered_bytes();
+                session.set_receive_allowance(self.budget.allowance(held));
                 let result = session.receive_with_spare(data, &mut self.spare);
                 // The message deadline runs from the first byte of an unfinished message.
                 if !session.is_mid_message() {
@@ -109,10 +133,31 @@ impl<R: Reactor> Core<R> {
                 } else if conn.message_since.is_none() {
                     conn.message_since = Some(self.now);
                 }
-                if let Err(e) = result {
-                    log::info!("protocol error from {}: {e}", conn.peer);
-                    conn.set_reason(CloseReason::ProtocolError(e));
+                let done = session.buffered_bytes() == 0;
+                match result {
+                    Err(ProtocolError::Overloaded) => {
+                        log::warn!(
+                            "{}: its next frame does not fit in the memory budget ({} of {} \
+                             bytes held); closing with 1013",
+                            conn.peer,
+                            self.budget.held(),
+                            self.config.memory_budget
+                        );
+                        conn.set_reason(CloseReason::Overloaded);
+                    }
+                    Err(e) => {
+                        log::info!("protocol error from {}: {e}", conn.peer);
+                        conn.set_reason(CloseReason::ProtocolError(e));
+                    }
+                    Ok(()) => {}
                 }
+                if done {
+                    let generation = conn.generation;
+                    self.budget.step_down(ConnRef { key, generation });
+                }
+                // The messages completed are handed over: charge what is left before the
+                // handler sends (an echo then moves the message, charged once).
+                self.recharge(key);
                 self.dispatch(handler, key);
             }
             // Flushing a final answer or draining before close: input no longer matters.

@@ -115,6 +115,7 @@
 //! `config`, `workers` < `handle` < `http` < `handler` < `connection` < `deadline` < `core` <
 //! `input`, `output`, `http_fallback`, `handover` < `event_loop`, `sim` < `builder`.
 
+mod budget;
 mod builder;
 mod config;
 mod connection;

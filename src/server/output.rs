@@ -36,6 +36,7 @@ impl<R: Reactor> Core<R> {
         }
         self.schedule(key);
         self.mark_dirty(key);
+        self.recharge(key);
     }
 
     pub(super) fn flush_dirty<H: Handler>(&mut self, handler: &mut H) {
@@ -49,6 +50,9 @@ impl<R: Reactor> Core<R> {
             return;
         };
         let flushed = conn.queue.flush(&mut conn.socket, &mut self.spare);
+        let holding = conn.holding();
+        self.budget.recharge(conn.charged, holding);
+        conn.charged = holding;
         if self
             .spare
             .as_ref()
@@ -108,11 +112,22 @@ impl<R: Reactor> Core<R> {
         }
     }
 
-    /// Queue `message` on the connection at `key`.
+    /// Queue `message` on the connection at `key`, unless that would take its queue over
+    /// the high-water mark (1008) or the loop over its memory budget (1013).
     fn send_on(&mut self, key: usize, message: Message) -> SendStatus {
-        if self.over_mark(key) {
+        // What the frame will hold: its payload (as it is; compression only shrinks it) and
+        // at most a 14-byte header.
+        let cost = message.len() + crate::frame::MAX_HEADER_LEN;
+        if self.would_cross_mark(key, cost) {
             self.close_slow(key);
             return SendStatus::QueueFull;
+        }
+        let open = self.conns.get(key).is_some_and(
+            |c| matches!(&c.phase, Phase::WebSocket { session, .. } if session.can_send()),
+        );
+        if open && !self.budget.admits(cost) {
+            self.close_overloaded(key, cost);
+            return SendStatus::Overloaded;
         }
         let Some(conn) = self.conns.get_mut(key) else {
             return SendStatus::NoSuchSession;
@@ -132,21 +147,48 @@ impl<R: Reactor> Core<R> {
         }
     }
 
-    /// Whether the connection's queue is at or over the high-water mark, after giving the
-    /// socket a chance to take some of it (the loop flushes only between events, and one
-    /// event may send many messages). A write error is left for the loop's flush to find.
-    /// The mark bounds the memory the queue holds (`WriteQueue::charge`), not only the bytes
-    /// it will write: a queue of 2-byte frames holds many times their length.
-    fn over_mark(&mut self, key: usize) -> bool {
+    /// Whether `cost` more bytes would take the connection's queue over the high-water mark,
+    /// after giving the socket a chance to take some of it (the loop flushes only between
+    /// events, and one event may send many messages). An empty queue takes anything, so that
+    /// one message larger than the mark still goes out to a client that reads. A write
+    /// error is left for the loop's flush to find. The mark bounds the memory the queue
+    /// holds (`WriteQueue::charge`), not only the bytes it will write: a queue of 2-byte
+    /// frames holds many times their length.
+    fn would_cross_mark(&mut self, key: usize, cost: usize) -> bool {
         let max = self.config.max_queued_bytes;
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
         };
-        if conn.queue.charge() < max {
+        let crosses = |charge: usize| charge > 0 && charge.saturating_add(cost) > max;
+        if !crosses(conn.queue.charge()) {
             return false;
         }
         let _ = conn.queue.flush(&mut conn.socket, &mut self.spare);
-        conn.queue.charge() >= max
+        crosses(conn.queue.charge())
+    }
+
+    /// A send to the connection at `key` does not fit in the memory budget: close it with
+    /// 1013 behind what is already queued.
+    fn close_overloaded(&mut self, key: usize, cost: usize) {
+        let held = self.budget.held();
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if let Phase::WebSocket { session, sid } = &mut conn.phase {
+            if session
+                .close(CloseCode::TryAgainLater, "server memory budget spent")
+                .is_ok()
+            {
+                log::warn!(
+                    "{}: a {cost}-byte message does not fit in the memory budget ({held} of {} \
+                     bytes held); closing with 1013",
+                    sid.escape_debug(),
+                    self.config.memory_budget
+                );
+            }
+        }
+        conn.set_reason(CloseReason::Overloaded);
+        self.touch(key);
     }
 
     /// A client that does not read: close it (1008) behind what is already queued.
@@ -171,13 +213,24 @@ impl<R: Reactor> Core<R> {
         self.touch(key);
     }
 
-    /// Broadcast to this loop's sessions.
+    /// Broadcast to this loop's sessions: one frame, shared by every queue and counted once
+    /// in the memory budget; not queued at all when it does not fit there.
     pub(super) fn broadcast_here(&mut self, frame: &Arc<[u8]>) -> usize {
+        if !self.budget.admits(frame.len()) {
+            log::warn!(
+                "a {}-byte broadcast does not fit in the memory budget ({} of {} bytes held); \
+                 not sent",
+                frame.len(),
+                self.budget.held(),
+                self.config.memory_budget
+            );
+            return 0;
+        }
         let mut queued = 0;
         let mut slow = Vec::new();
         let keys: Vec<usize> = self.sids.values().map(|c| c.key).collect();
         for key in keys {
-            if self.over_mark(key) {
+            if self.would_cross_mark(key, frame.len()) {
                 slow.push(key);
                 continue;
             }
@@ -192,6 +245,9 @@ impl<R: Reactor> Core<R> {
                 self.dirty.push(key);
                 queued += 1;
             }
+        }
+        if queued > 0 {
+            self.budget.track_shared(frame);
         }
         for key in slow {
             self.close_slow(key);

@@ -147,6 +147,23 @@ impl Session {
         }
     }
 
+    /// Bytes of the incoming data message held so far (its payload as received, or inflated);
+    /// 0 between messages. What an I/O layer charges this session against a memory budget.
+    pub fn buffered_bytes(&self) -> usize {
+        self.reader.held()
+    }
+
+    /// The most the incoming message may hold from now on, for an I/O layer that shares a
+    /// memory budget among sessions (the server's `ServerConfig::memory_budget`); default
+    /// unlimited (only [`SessionLimits`] apply). A data frame whose payload would take the
+    /// message past it is refused from its header, before any of its payload is buffered, and
+    /// an inflated message is stopped as it inflates past it: the connection fails with 1013
+    /// Try Again Later ([`ProtocolError::Overloaded`]). Lowering it below what the message
+    /// already holds fails the message at its next frame.
+    pub fn set_receive_allowance(&mut self, bytes: usize) {
+        self.reader.set_allowance(bytes);
+    }
+
     /// The peer closed its side of the TCP stream. Without a prior Close frame this is an
     /// abnormal closure (1006, §7.1.5), which the caller reads from
     /// [`Session::close_received`] being `None`.

@@ -49,6 +49,9 @@ pub(super) struct Reader {
     utf8: Utf8Validator,
     /// The payload of the control frame being read (at most 125 bytes).
     control_buf: Vec<u8>,
+    /// The most the message being read may hold now (the I/O layer's memory budget); below
+    /// `limits.max_message_size` when set.
+    allowance: usize,
 }
 
 impl Reader {
@@ -64,6 +67,36 @@ impl Reader {
             message_buf: Vec::new(),
             utf8: Utf8Validator::new(),
             control_buf: Vec::new(),
+            allowance: usize::MAX,
+        }
+    }
+
+    /// Bytes of the data message being assembled that are held now.
+    pub(super) fn held(&self) -> usize {
+        self.message_buf.len()
+    }
+
+    /// See `Session::set_receive_allowance`.
+    pub(super) fn set_allowance(&mut self, bytes: usize) {
+        self.allowance = bytes;
+    }
+
+    /// The most an inflated message may grow to, and the error for going past it: the
+    /// allowance when it is the tighter bound (1013, the message may fit later), else the
+    /// limit (1009).
+    fn inflate_limit(&self) -> (usize, ProtocolError) {
+        if self.allowance < self.limits.max_message_size {
+            (self.allowance, ProtocolError::Overloaded)
+        } else {
+            (self.limits.max_message_size, ProtocolError::MessageTooLarge)
+        }
+    }
+
+    /// Inflating stopped at `max`: say which bound it was.
+    fn inflate_error(&self, error: ProtocolError, tighter: ProtocolError) -> ProtocolError {
+        match error {
+            ProtocolError::MessageTooLarge => tighter,
+            other => other,
         }
     }
 
@@ -212,6 +245,21 @@ impl Reader {
             }),
         };
         check_header(&h, &receiver)?;
+        if let Opcode::Data(kind) = h.opcode {
+            // Not a protocol rule: the memory the I/O layer can spare. Checked from the header,
+            // before any of the payload is buffered. A compressed payload is not buffered:
+            // its inflated bytes are checked as they inflate (`read_compressed`).
+            let (so_far, compressed) = match kind {
+                DataOpcode::Continuation => {
+                    (self.message_buf.len(), extensions.receiving_compressed())
+                }
+                _ => (0, h.rsv == RSV1),
+            };
+            if !compressed && (so_far as u64).saturating_add(h.payload_len) > self.allowance as u64
+            {
+                return Err(ProtocolError::Overloaded);
+            }
+        }
         match h.opcode {
             Opcode::Control(_) => self.control_buf.clear(),
             Opcode::Data(DataOpcode::Continuation) => {}
@@ -319,8 +367,10 @@ impl Reader {
         let start = self.message_buf.len();
         // RFC 7692 §6.2 and our limit: the size that counts is the inflated one, checked
         // while inflating.
-        let max = self.limits.max_message_size;
-        extensions.inflate(chunk, mask, &mut self.message_buf, max)?;
+        let (max, tighter) = self.inflate_limit();
+        extensions
+            .inflate(chunk, mask, &mut self.message_buf, max)
+            .map_err(|e| self.inflate_error(e, tighter))?;
         // Text is checked as it inflates.
         self.check_text_from(start)
     }
@@ -351,8 +401,10 @@ impl Reader {
                 if extensions.receiving_compressed() {
                     // RFC 7692 §7.2.2: append 00 00 ff ff, inflate the rest.
                     let start = self.message_buf.len();
-                    let max = self.limits.max_message_size;
-                    extensions.end_message(&mut self.message_buf, max)?;
+                    let (max, tighter) = self.inflate_limit();
+                    extensions
+                        .end_message(&mut self.message_buf, max)
+                        .map_err(|e| self.inflate_error(e, tighter))?;
                     self.check_text_from(start)?;
                 }
                 let bytes = core::mem::take(&mut self.message_buf);
