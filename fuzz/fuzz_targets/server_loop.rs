@@ -102,7 +102,11 @@ fuzz_target!(|input: &[u8]| {
     // The same byte's upper part (so that the committed corpus reads as before): a
     // per-address limit of 0 (off) to 3; every simulated client is 127.0.0.1.
     config.max_connections_per_ip = usize::from(queue / 9 % 4);
-    config.session.max_message_size = 16 << (script.byte() % 13);
+    let sizes = script.byte();
+    config.session.max_message_size = 16 << (sizes % 13);
+    // The same byte's upper part: a memory budget from 1 KiB (always under pressure) to
+    // 2 MiB, so that pausing, the 1013 refusals and the budget's books get exercised.
+    config.memory_budget = 1024 << (sizes / 13 % 12);
     config.session.max_frame_size = config.session.max_message_size;
     config.max_http_body = 64;
     config.read_buffer_size = 1024;

@@ -134,7 +134,182 @@ impl Budget {
 mod tests {
     use super::*;
 
+    use crate::frame::{Decoded, FrameHeader};
+    use crate::server::config::ServerConfig;
+    use crate::server::handler::{Context, Handler};
+    use crate::server::sim::Sim;
+    use crate::Message;
+
     const MIB: usize = 1 << 20;
+    const KIB: usize = 1 << 10;
+
+    struct Echo;
+    impl Handler for Echo {
+        fn on_message(&mut self, ctx: &mut Context<'_>, sid: &str, message: Message) {
+            let _ = ctx.send(sid, message);
+        }
+    }
+
+    fn upgrade(sim: &mut Sim<Echo>, sid: &str) -> usize {
+        let client = sim.connect().unwrap();
+        let request = format!(
+            "GET /ws/{sid} HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        sim.send(client, request.as_bytes());
+        let answer = sim.receive(client, 200);
+        assert!(answer.starts_with(b"HTTP/1.1 101 "), "{answer:?}");
+        client
+    }
+
+    /// A masked client frame header (key 0: the payload goes as it is).
+    fn header(opcode: u8, len: usize) -> Vec<u8> {
+        let mut h = vec![0x80 | opcode];
+        if len < 126 {
+            h.push(0x80 | len as u8);
+        } else if len <= 0xffff {
+            h.push(0x80 | 126);
+            h.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            h.push(0x80 | 127);
+            h.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        h.extend_from_slice(&[0; 4]);
+        h
+    }
+
+    /// The frames in `bytes`: (opcode, payload).
+    fn frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let Ok(Decoded::Header(h, n)) = FrameHeader::decode(bytes) {
+            let end = n + h.payload_len as usize;
+            out.push((bytes[0] & 0x0f, bytes[n..end.min(bytes.len())].to_vec()));
+            bytes = &bytes[end.min(bytes.len())..];
+        }
+        out
+    }
+
+    fn close_code(frames: &[(u8, Vec<u8>)]) -> Option<u16> {
+        let (_, payload) = frames.iter().find(|(op, _)| *op == 0x8)?;
+        Some(u16::from_be_bytes([payload[0], payload[1]]))
+    }
+
+    fn config(budget: usize) -> ServerConfig {
+        let mut config = ServerConfig {
+            memory_budget: budget,
+            ..ServerConfig::default()
+        };
+        config.session.max_message_size = 64 * MIB;
+        config.session.max_frame_size = 64 * MIB;
+        config
+    }
+
+    /// Four clients each send most of a 6 MiB message and never read; an 8 MiB budget holds:
+    /// from 4 MiB on they stop being read (one leads to 6 MiB), and a small client is served.
+    #[test]
+    fn large_holders_wait_under_pressure_and_a_small_client_is_still_served() {
+        let budget = 8 * MIB;
+        let mut sim = Sim::new(config(budget), Echo).unwrap();
+        let holders: Vec<usize> = (0..4)
+            .map(|i| upgrade(&mut sim, &format!("big{i}")))
+            .collect();
+        for &c in &holders {
+            sim.send(c, &header(0x2, 6 * MIB));
+        }
+        let chunk = vec![0u8; 256 * KIB];
+        for _ in 0..20 {
+            for &c in &holders {
+                sim.send(c, &chunk);
+                assert!(sim.memory_held() <= budget, "{} held", sim.memory_held());
+            }
+        }
+        // 20 MiB were sent: the loop read what the budget allowed and left the rest.
+        let held = sim.memory_held();
+        assert!(held >= budget / 2, "pressure was reached ({held} held)");
+        assert!(held <= budget / 4 * 3 + 4 * 256 * KIB, "{held} held");
+        // A small client is read and answered all along.
+        let small = upgrade(&mut sim, "small");
+        for _ in 0..10 {
+            let mut frame = header(0x1, 5);
+            frame.extend_from_slice(b"hello");
+            sim.send(small, &frame);
+            let echo = frames(&sim.receive(small, 1024));
+            assert_eq!(echo, vec![(0x1, b"hello".to_vec())]);
+        }
+        assert!(
+            holders.iter().all(|&c| !sim.is_dropped(c)),
+            "the holders wait"
+        );
+        sim.finish();
+    }
+
+    /// A frame that does not fit in what is left of the budget is refused from its header
+    /// with 1013, before its payload is read, and the memory comes back.
+    #[test]
+    fn a_frame_that_does_not_fit_gets_1013_from_its_header() {
+        let mut sim = Sim::new(config(4 * MIB), Echo).unwrap();
+        let c = upgrade(&mut sim, "big");
+        sim.send(c, &header(0x2, 5 * MIB));
+        let answer = frames(&sim.receive(c, 1024));
+        assert_eq!(close_code(&answer), Some(1013), "{answer:?}");
+        assert_eq!(sim.memory_held(), 0);
+        sim.finish();
+    }
+
+    /// A send that would take a queue over the mark is refused (1008), though the queue is
+    /// under the mark when asked; an empty queue still takes one message larger than it.
+    #[test]
+    fn a_send_that_would_cross_the_mark_is_refused() {
+        let mut config = config(64 * MIB);
+        config.max_queued_bytes = 64 * KIB;
+        let mut sim = Sim::new(config, Echo).unwrap();
+        let idle = upgrade(&mut sim, "idle");
+        sim.send_to("idle", Message::Binary(vec![7; 100 * KIB]));
+        let got = frames(&sim.receive(idle, 200 * KIB));
+        assert_eq!(
+            got,
+            vec![(0x2, vec![7; 100 * KIB])],
+            "larger than the mark, empty queue"
+        );
+
+        let slow = upgrade(&mut sim, "slow");
+        sim.send_to("slow", Message::Binary(vec![1; 40 * KIB]));
+        sim.send_to("slow", Message::Binary(vec![2; 40 * KIB]));
+        let got = frames(&sim.receive(slow, MIB));
+        assert_eq!(got[0], (0x2, vec![1; 40 * KIB]));
+        assert_eq!(
+            got.len(),
+            2,
+            "the second message was not queued: {}",
+            got.len()
+        );
+        assert_eq!(close_code(&got), Some(1008));
+        sim.finish();
+    }
+
+    /// A broadcast frame held by many queues is counted once, and leaves the books when the
+    /// last queue has written it.
+    #[test]
+    fn a_broadcast_is_counted_once() {
+        let mut sim = Sim::new(config(64 * MIB), Echo).unwrap();
+        let clients: Vec<usize> = (0..100)
+            .map(|i| upgrade(&mut sim, &format!("s{i}")))
+            .collect();
+        assert_eq!(sim.memory_held(), 0);
+        sim.broadcast(Message::Binary(vec![3; 10 * KIB]));
+        let held = sim.memory_held();
+        assert!(held >= 10 * KIB, "{held}");
+        assert!(
+            held < 10 * KIB + 100 * 64,
+            "counted once, not 100 times: {held}"
+        );
+        for &c in &clients {
+            assert_eq!(frames(&sim.receive(c, 64 * KIB)).len(), 1);
+        }
+        sim.advance(std::time::Duration::from_millis(1));
+        assert_eq!(sim.memory_held(), 0);
+        sim.finish();
+    }
 
     fn conn(key: usize) -> ConnRef {
         ConnRef { key, generation: 0 }

@@ -70,7 +70,7 @@ pub struct ServerConfig {
     ///   Try Again Later** (the message is within the limits and may succeed later, so not
     ///   1009), and an inflating message is stopped at it the same way;
     /// - a send that would take the total over it closes that connection with 1013
-    ///   ([`SendStatus::Overloaded`](struct.Context.html#method.send)), and a broadcast that
+    ///   ([`SendStatus::Overloaded`](enum.SendStatus.html#variant.Overloaded)), and a broadcast that
     ///   would is not queued (logged).
     ///
     /// So the last quarter stays for connections holding little: a normal client is still

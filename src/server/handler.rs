@@ -186,7 +186,10 @@ impl<'a> Context<'a> {
     /// Send a message to every open session; returns for how many it was queued. The frame
     /// is encoded once and its bytes are shared by every connection's queue. With several
     /// loops (`ServerConfig::workers`) the count is this loop's; every other loop gets the
-    /// message through its queue and encodes it once for its own sessions.
+    /// message through its queue and encodes it once for its own sessions. A broadcast that
+    /// would take the loop over its memory budget (`ServerConfig::memory_budget`) is not
+    /// queued at all (0, and a warning in the log); a session whose queue it would take over
+    /// the high-water mark is closed with 1008 instead.
     pub fn broadcast(&mut self, message: impl Into<Message>) -> usize {
         self.core.broadcast(&message.into())
     }

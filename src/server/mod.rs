@@ -97,6 +97,7 @@
 //! | `output.rs` | queueing, the high-water mark, flushing, the `Ops` behind [`Context`] |
 //! | `http_fallback.rs` | a plain HTTP request: its body, `on_request`, the final answer |
 //! | `handover.rs` | commands from handles and loops; passing connections between loops |
+//! | `budget.rs` | the server-wide memory budget, pure: what is held, who may read, what fits |
 //! | `deadline.rs` | the deadline policy, pure: when a connection is due, and for what |
 //! | `connection.rs` | one connection's phase, write queue and timing fields |
 //! | `timer.rs` | deadlines in a heap, so a wake-up never scans every connection |
@@ -111,7 +112,7 @@
 //! fires deadlines (`deadline.rs` decides, `timer.rs` holds them), flushes and steps a
 //! shutdown. `sim.rs` drives the same core and the same step without sockets.
 //!
-//! The imports among these files form a DAG, lowest first: `transport`, `timer`, `route`,
+//! The imports among these files form a DAG, lowest first: `transport`, `timer`, `budget`, `route`,
 //! `config`, `workers` < `handle` < `http` < `handler` < `connection` < `deadline` < `core` <
 //! `input`, `output`, `http_fallback`, `handover` < `event_loop`, `sim` < `builder`.
 

@@ -352,6 +352,11 @@ impl<H: Handler> Sim<H> {
         (self.handler.opened, self.handler.closed)
     }
 
+    /// The bytes the loop's memory budget counts as held now.
+    pub fn memory_held(&self) -> usize {
+        self.core.budget.held()
+    }
+
     /// Whether the server has dropped this client's connection.
     pub fn is_dropped(&self, client: usize) -> bool {
         self.pipes.get(client).is_some_and(|p| p.borrow().dropped)

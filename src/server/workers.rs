@@ -34,9 +34,9 @@ pub const COMMAND_QUEUE_LIMIT: usize = 65_536;
 /// [`COMMAND_QUEUE_LIMIT`] alone bounds the count, not the size: 65,536 sends of 64 MiB each
 /// would be 4 TiB.
 ///
-/// 64 MiB, the default `max_message_size`: a loop that has a maximum-size message's worth of
+/// 64 MiB, the largest message size the examples allow: a loop that has that much of
 /// commands it has not yet taken is behind, and the producer is told so rather than the
-/// server's memory growing. The bytes are released when the loop takes its commands, which
+/// server's memory growing (these bytes are part of the memory budget's documented slack). The bytes are released when the loop takes its commands, which
 /// it does on every wake-up. One command larger than the bound is still accepted when the
 /// queue holds no bytes, so that a large message can always be sent to an idle loop: a queue
 /// holds at most this bound plus one command. A shutdown is never refused for being full.

@@ -809,3 +809,35 @@ fn a_spare_keeps_the_fragments_already_received() {
 
 #[cfg(feature = "deflate")]
 mod deflate;
+
+/// The I/O layer's allowance (a server's memory budget): a data frame that would take the
+/// message past it is refused from its header, with 1013, not the 1009 of the limits.
+#[test]
+fn a_frame_past_the_receive_allowance_fails_with_1013_from_its_header() {
+    let mut s = server();
+    s.set_receive_allowance(100);
+    // The first fragment fits: 60 bytes held.
+    assert_eq!(s.receive(&client_frame(0x2, false, &[1; 60])), Ok(()));
+    assert_eq!(s.buffered_bytes(), 60);
+    // 60 + 41 does not: refused from the header alone (no payload follows it here).
+    let header = &client_frame(0x0, true, &[2; 41])[..2 + 4];
+    assert_eq!(s.receive(header), Err(ProtocolError::Overloaded));
+    assert!(events(&mut s).is_empty());
+    assert_eq!(
+        s.take_output(),
+        failing_close(ProtocolError::Overloaded),
+        "1013 Try Again Later"
+    );
+    assert_eq!(s.buffered_bytes(), 0, "the message is dropped");
+
+    // Exactly the allowance fits; lowering it below what is held fails at the next frame.
+    let mut s = server();
+    s.set_receive_allowance(100);
+    assert_eq!(s.receive(&client_frame(0x2, false, &[1; 40])), Ok(()));
+    assert_eq!(s.receive(&client_frame(0x0, false, &[1; 60])), Ok(()));
+    s.set_receive_allowance(50);
+    assert_eq!(
+        s.receive(&client_frame(0x0, true, &[])),
+        Err(ProtocolError::Overloaded)
+    );
+}
