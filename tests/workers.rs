@@ -6,7 +6,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::Duration;
 
 use wsloop::client::{Client, ClientError};
-use wsloop::server::{CloseReason, Context, Handle, Handler, SendStatus, Server};
+use wsloop::server::{CloseReason, Context, Handle, Handler, SendStatus, Server, ServerConfig};
 use wsloop::{CloseCode, Message};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -63,11 +63,16 @@ struct Cluster {
 
 impl Cluster {
     fn start(workers: usize) -> Cluster {
+        Cluster::start_with(workers, |_| {})
+    }
+
+    fn start_with(workers: usize, configure: impl FnOnce(&mut ServerConfig)) -> Cluster {
         let (tx, rx) = channel();
         let server = Server::builder()
             .bind("127.0.0.1:0")
             .workers(workers)
             .configure(|c| c.close_timeout = Duration::from_secs(1))
+            .configure(configure)
             .build()
             .unwrap();
         let url = format!("ws://{}/ws/", server.local_addr().unwrap());
@@ -111,6 +116,64 @@ impl Cluster {
 
 fn text(t: &str) -> Message {
     Message::Text(t.into())
+}
+
+/// A request head that never ends, on a connection that holds a slot.
+fn half_sent_head(url: &str, i: usize) -> std::net::TcpStream {
+    use std::io::Write;
+    let addr = url.trim_start_matches("ws://").trim_end_matches("/ws/");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(format!("GET /ws/h{i} HTTP/1.1\r\nHost: x\r\n").as_bytes())
+        .unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    // Let loop 0 accept and place it before the next connection arrives.
+    std::thread::sleep(Duration::from_millis(100));
+    s
+}
+
+/// Whether the server closed `s` (end of stream or reset) rather than leaving it open.
+fn closed_by_server(s: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let mut buf = [0u8; 64];
+    !matches!(s.read(&mut buf), Ok(n) if n > 0)
+}
+
+/// Full, with the accepting loop holding only sessions: a newcomer goes to the loop that
+/// holds a half-sent head, which drops its oldest for it; no session is dropped.
+#[test]
+fn a_full_server_drops_a_head_on_another_loop_for_a_newcomer() {
+    let cluster = Cluster::start_with(2, |c| c.max_connections = 4);
+    let (mut a, loop_a) = cluster.connect("a");
+    let mut first_head = half_sent_head(&cluster.url, 1);
+    let (mut b, loop_b) = cluster.connect("b");
+    let mut second_head = half_sent_head(&cluster.url, 3);
+    assert_eq!(
+        (loop_a, loop_b),
+        (0, 0),
+        "the balance put the heads on loop 1"
+    );
+
+    let (mut newcomer, loop_new) = cluster.connect("new");
+    assert_eq!(loop_new, 1, "it took the place of a head on loop 1");
+    assert!(
+        closed_by_server(&mut first_head),
+        "the oldest head is dropped"
+    );
+    second_head
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    let still_open = matches!(
+        std::io::Read::read(&mut second_head, &mut buf),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut
+    );
+    assert!(still_open, "the newer head is kept");
+    // Both sessions on loop 0 are still served.
+    newcomer.send(text("shout hello")).unwrap();
+    for client in [&mut a, &mut b, &mut newcomer] {
+        assert_eq!(client.recv().unwrap(), text("new: hello"));
+    }
+    cluster.stop();
 }
 
 #[test]

@@ -21,9 +21,10 @@ pub struct ServerConfig {
     /// Most simultaneous connections (handshaking and open); the next one gets 503.
     /// Default 10,000: an idle session costs about 1 KiB of our memory plus the kernel's
     /// socket buffers, and the default file-descriptor limit of many systems is near this.
-    /// When the server is full, the oldest connection of the accepting loop (loop 0 with
-    /// several) that is still in its handshake (no session yet) is dropped to admit the
-    /// newcomer; only when none is, the newcomer gets the 503. So idle or half-sent
+    /// When the server is full, a connection still in its handshake (no session yet) is
+    /// dropped to admit the newcomer: the accepting loop's oldest, or, when it has none (loop
+    /// 0 with several), the oldest of the loop holding the most, to which the newcomer is
+    /// handed; only when no loop has one, the newcomer gets the 503. So idle or half-sent
     /// handshakes cannot keep sessions out; a session is never dropped for a newcomer.
     pub max_connections: usize,
     /// Most simultaneous connections (handshaking and open) from one client address, over

@@ -16,7 +16,7 @@ use crate::handshake::{Request, RequestParser};
 use crate::session::Session;
 
 use super::handler::CloseReason;
-use super::workers::AddressTicket;
+use super::workers::{AddressTicket, HandshakeTicket};
 
 /// Payloads up to this size are copied into the queue's tail buffer rather than queued as
 /// their own chunk: one copy of a small payload is cheaper than one more iovec.
@@ -283,6 +283,9 @@ pub(crate) struct Connection<S> {
     /// Its slot under `max_connections_per_ip` (when that limit is on); given back when the
     /// connection is dropped.
     pub(crate) address_ticket: Option<AddressTicket>,
+    /// Counts it as in its handshake on this loop while it is (an admitted connection in
+    /// `Phase::Handshake` or `Phase::HttpBody`); dropped by `touch` once it is past that.
+    pub(crate) handshake_ticket: Option<HandshakeTicket>,
     pub(crate) accepted_at: Instant,
     pub(crate) last_read: Instant,
     /// When we sent a heartbeat Ping that is still unanswered.
@@ -322,6 +325,7 @@ impl<S> Connection<S> {
             draining: false,
             counted: true,
             address_ticket: None,
+            handshake_ticket: None,
             accepted_at: now,
             last_read: now,
             ping_sent_at: None,
@@ -333,6 +337,11 @@ impl<S> Connection<S> {
             timer_at: None,
             hops: 0,
         }
+    }
+
+    /// Still in its handshake: no session, no final answer yet.
+    pub(crate) fn in_handshake(&self) -> bool {
+        matches!(self.phase, Phase::Handshake(_) | Phase::HttpBody { .. })
     }
 
     /// The session, if this is a WebSocket connection.

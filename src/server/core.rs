@@ -211,13 +211,11 @@ impl<R: Reactor> Core<R> {
     /// session is never dropped for a newcomer. Otherwise a client could keep every slot
     /// with idle or half-sent heads, renewed before the handshake timeout. Costs one pass
     /// over the loop's connections, only when the server is full.
-    fn drop_oldest_handshake(&mut self, newcomer: SocketAddr) -> bool {
+    pub(super) fn drop_oldest_handshake(&mut self, newcomer: SocketAddr) -> bool {
         let oldest = self
             .conns
             .iter()
-            .filter(|(_, c)| {
-                c.counted && matches!(c.phase, Phase::Handshake(_) | Phase::HttpBody { .. })
-            })
+            .filter(|(_, c)| c.counted && c.in_handshake())
             .min_by_key(|(_, c)| c.generation)
             .map(|(key, _)| key);
         let Some(key) = oldest else {
@@ -297,6 +295,7 @@ impl<R: Reactor> Core<R> {
             conn.closing_since = Some(self.now);
         } else {
             self.counted += 1;
+            conn.handshake_ticket = Some(self.workers.handshake_ticket(self.index));
             log::debug!("accepted {peer}");
         }
         entry.insert(conn);
@@ -600,6 +599,14 @@ impl<R: Reactor> Core<R> {
         assert_eq!(self.counted + self.refusing, self.conns.len());
         assert!(self.counted <= self.config.max_connections);
         assert_eq!(self.workers.connection_count(), self.counted);
+        // Each admitted connection still in its handshake is counted as such for the other
+        // loops, and no other.
+        let handshaking = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.counted && c.in_handshake())
+            .count();
+        assert_eq!(self.workers.handshakes(self.index), handshaking);
         // Each admitted connection holds its address's slot while the limit is on, a refused
         // one never does, and the server-wide counts are those slots (one loop here), with
         // no entry left for an address without connections.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::handshake::Request;
 
-use super::core::Core;
+use super::core::{Core, Refusal};
 use super::handler::{Handler, Ops, SendStatus};
 use super::http::status_response;
 use super::transport::Reactor;
@@ -21,6 +21,14 @@ use super::workers::{AddressTicket, Command};
 /// How often one connection may be handed from loop to loop before it is served where it is
 /// (only a sid moving between loops at that very moment makes a second hand-over happen).
 const MAX_HOPS: u8 = 4;
+
+/// What comes with a connection handed over by another loop (`Command::Adopt`).
+struct Handover {
+    peer: SocketAddr,
+    hops: u8,
+    ticket: Option<AddressTicket>,
+    evict: bool,
+}
 
 impl<R: Reactor> Core<R> {
     /// Execute a command a handle or another loop queued for this loop.
@@ -52,17 +60,33 @@ impl<R: Reactor> Core<R> {
                 bytes,
                 hops,
                 ticket,
-            } => self.adopt(handler, socket, peer, &bytes, hops, ticket),
+                evict,
+            } => {
+                let handover = Handover {
+                    peer,
+                    hops,
+                    ticket,
+                    evict,
+                };
+                self.adopt(handler, socket, &bytes, handover)
+            }
         }
     }
 
     /// Loop 0's accepted socket: served here, or handed to the loop with the fewest
-    /// connections. The connection limit is the server's, over all loops.
+    /// connections. The connection limit is the server's, over all loops: when the server is
+    /// full, the newcomer stays here if this loop has a connection still in its handshake to
+    /// drop for it (or none has), else it goes to a loop that has one, which drops it.
     pub(super) fn balance(&mut self, socket: R::Stream, peer: SocketAddr) {
         let loops = self.workers.loop_count();
         let full = loops > 1 && self.workers.connection_count() >= self.config.max_connections;
-        let target = self.workers.least_loaded();
-        if loops == 1 || full || target == self.index {
+        let evict_on = if full && self.workers.handshakes(self.index) == 0 {
+            self.workers.loop_with_handshakes(self.index)
+        } else {
+            None
+        };
+        let target = evict_on.unwrap_or_else(|| self.workers.least_loaded());
+        if loops == 1 || (full && evict_on.is_none()) || target == self.index {
             return self.add(socket, peer);
         }
         // Counted for its address now, server-wide, so that a burst from one address is
@@ -74,39 +98,62 @@ impl<R: Reactor> Core<R> {
         let Some(socket) = R::into_tcp(socket) else {
             return;
         };
+        let evict = evict_on.is_some();
         let command = Command::Adopt {
             socket,
             peer,
             bytes: Vec::new(),
             hops: 0,
             ticket,
+            evict,
         };
-        // Counted for the target now, so that the next accept sees its share.
-        self.workers.add_connection(target);
+        // Counted for the target now, so that the next accept sees its share (unless it is
+        // to take the place of one of the target's, counted already).
+        if !evict {
+            self.workers.add_connection(target);
+        }
         if let Err(e) = self.workers.push_to(target, command) {
             log::warn!("cannot hand {peer} to loop {target}: {e}; closing it");
-            self.workers.remove_connection(target);
+            if !evict {
+                self.workers.remove_connection(target);
+            }
         }
     }
 
     /// A connection handed over by another loop, with what was read from it so far. It was
-    /// admitted under the server's connection limit already, and counted for this loop.
+    /// admitted under the server's connection limit already, and counted for this loop;
+    /// or, with `evict`, it takes the place of this loop's oldest connection still in its
+    /// handshake, and is refused (503) when there is none any more.
     fn adopt<H: Handler>(
         &mut self,
         handler: &mut H,
         socket: mio::net::TcpStream,
-        peer: SocketAddr,
         bytes: &[u8],
-        hops: u8,
-        ticket: Option<AddressTicket>,
+        handover: Handover,
     ) {
-        let added = match R::from_tcp(socket) {
-            Some(_) if self.shutdown_deadline.is_some() => {
-                log::debug!("shutting down: connection from {peer} closed");
-                None
+        let Handover {
+            peer,
+            hops,
+            ticket,
+            evict,
+        } = handover;
+        let Some(socket) = R::from_tcp(socket) else {
+            if !evict {
+                self.workers.remove_connection(self.index);
             }
-            Some(socket) => self.add_connection(socket, peer, false),
-            None => None,
+            return;
+        };
+        if evict {
+            if self.shutdown_deadline.is_some() || !self.drop_oldest_handshake(peer) {
+                return self.refuse(socket, peer, Refusal::Full);
+            }
+            self.workers.add_connection(self.index);
+        }
+        let added = if self.shutdown_deadline.is_some() {
+            log::debug!("shutting down: connection from {peer} closed");
+            None
+        } else {
+            self.add_connection(socket, peer, false)
         };
         let Some(key) = added else {
             self.workers.remove_connection(self.index);
@@ -172,6 +219,7 @@ impl<R: Reactor> Core<R> {
             bytes,
             hops: hops + 1,
             ticket: conn.address_ticket.take(),
+            evict: false,
         };
         if let Err(e) = self.workers.push_to(owner, command) {
             log::warn!("cannot hand {peer} to loop {owner}: {e}; closing it");
@@ -230,6 +278,7 @@ mod tests {
             bytes: request.as_bytes().to_vec(),
             hops: MAX_HOPS,
             ticket: None,
+            evict: false,
         };
         handle.workers().push_to(0, command).unwrap();
         let mut answer = Vec::new();

@@ -27,6 +27,9 @@ impl<R: Reactor> Core<R> {
             return;
         };
         conn.take_session_output();
+        if conn.handshake_ticket.is_some() && !conn.in_handshake() {
+            conn.handshake_ticket = None;
+        }
         if conn.closing_since.is_none() {
             if let Phase::WebSocket { session, .. } = &conn.phase {
                 if session.close_sent().is_some() {

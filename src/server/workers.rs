@@ -81,6 +81,10 @@ pub(crate) enum Command {
         hops: u8,
         /// The connection's slot under `max_connections_per_ip`, travelling with it.
         ticket: Option<AddressTicket>,
+        /// The server is full: the receiving loop makes room by dropping its oldest
+        /// connection still in its handshake (the accepting loop had none), or refuses this
+        /// one with 503. Not counted for the receiving loop yet.
+        evict: bool,
     },
 }
 
@@ -112,6 +116,9 @@ struct Loop {
     /// Open sessions and live connections on this loop, as the loop last reported them.
     sessions: AtomicUsize,
     connections: AtomicUsize,
+    /// Admitted connections of this loop still in their handshake (a [`HandshakeTicket`]
+    /// each), so that the accepting loop of a full server can find one to drop on any loop.
+    handshakes: Arc<AtomicUsize>,
     thread: Mutex<Option<ThreadId>>,
 }
 
@@ -196,6 +203,18 @@ impl Drop for AddressTicket {
     }
 }
 
+/// An admitted connection counted as still in its handshake on its loop: taken when it is
+/// admitted, dropped when it becomes a session or gets its final HTTP answer, or when it
+/// goes (however it goes), so the count cannot leak.
+#[derive(Debug)]
+pub(crate) struct HandshakeTicket(Arc<AtomicUsize>);
+
+impl Drop for HandshakeTicket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl fmt::Debug for AddressSlots {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "AddressSlots({} addresses)", self.addresses())
@@ -219,6 +238,7 @@ impl Workers {
                 stopped: AtomicBool::new(false),
                 sessions: AtomicUsize::new(0),
                 connections: AtomicUsize::new(0),
+                handshakes: Arc::new(AtomicUsize::new(0)),
                 thread: Mutex::new(None),
             })
             .collect();
@@ -315,6 +335,25 @@ impl Workers {
             .iter()
             .map(|l| l.sessions.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// Count a connection of loop `index` as in its handshake, until the ticket is dropped.
+    pub(crate) fn handshake_ticket(&self, index: usize) -> HandshakeTicket {
+        let count = &self.loops[index].handshakes;
+        count.fetch_add(1, Ordering::Relaxed);
+        HandshakeTicket(count.clone())
+    }
+
+    /// Connections of loop `index` in their handshake.
+    pub(crate) fn handshakes(&self, index: usize) -> usize {
+        self.loops[index].handshakes.load(Ordering::Relaxed)
+    }
+
+    /// A loop other than `except` with a connection in its handshake, the one with the most.
+    pub(crate) fn loop_with_handshakes(&self, except: usize) -> Option<usize> {
+        (0..self.loops.len())
+            .filter(|&i| i != except && self.handshakes(i) > 0)
+            .max_by_key(|&i| self.handshakes(i))
     }
 
     /// The loop with the fewest connections (the first of equals).
@@ -540,6 +579,7 @@ mod tests {
             bytes: Vec::new(),
             hops: 0,
             ticket: workers.take_address_slot(ip, 1),
+            evict: false,
         };
         workers.push_to(1, command).unwrap();
         assert_eq!(workers.address_slots().count(ip), 1);
