@@ -20,15 +20,25 @@ use wsloop::{CloseCode, Message};
 /// RFC 7692 §7.2.1: the end of a sync flush, removed by the sender, added by the receiver.
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
+/// Messages up to 64 MiB both ways: these tests send up to 8 MiB (the default is 1 MiB).
+const LIMITS: wsloop::session::SessionLimits = wsloop::session::SessionLimits {
+    max_frame_size: 64 << 20,
+    max_message_size: 64 << 20,
+};
+
 /// A test server that accepts permessage-deflate with `config`.
 fn deflate_server(config: DeflateConfig) -> TestServer {
-    TestServer::start(move |c| c.deflate = Some(config))
+    TestServer::start(move |c| {
+        c.deflate = Some(config);
+        c.session = LIMITS;
+    })
 }
 
 /// Our client, offering permessage-deflate with `config`; waits for the server's on_open.
 fn deflate_client(server: &TestServer, sid: &str, config: DeflateConfig) -> Client {
     let client = Client::builder()
         .read_timeout(Some(WAIT))
+        .session_config(LIMITS)
         .deflate(config)
         .connect(&server.url(sid))
         .expect("connect");

@@ -461,3 +461,35 @@ fn a_close_in_the_middle_of_a_compressed_message_drops_it() {
         vec![Event::Close(CloseFrame::new(CloseCode::NormalClosure, ""))]
     );
 }
+
+/// The I/O layer's allowance (a server's memory budget) holds an inflating message too: it
+/// stops at the allowance, well under the limit, with 1013 rather than the limit's 1009.
+#[test]
+fn an_inflating_message_stops_at_the_receive_allowance_with_1013() {
+    let allowance = 100_000;
+    let mut client = with_deflate(Role::Client, Negotiated::default(), level(9));
+    client.send_binary(&vec![7u8; 10 << 20]).unwrap();
+    let bytes = client.take_output();
+    let config = SessionLimits {
+        max_message_size: 64 << 20,
+        max_frame_size: 64 << 20,
+    };
+    let mut s = Session::new(Role::Server, config);
+    s.set_deflate(Negotiated::default(), &DeflateConfig::default());
+    s.set_receive_allowance(allowance);
+    let mut peak = 0;
+    for chunk in bytes.chunks(512) {
+        let result = s.receive(chunk);
+        peak = peak.max(s.message_buf_capacity());
+        if result.is_err() {
+            assert_eq!(result, Err(ProtocolError::Overloaded));
+            break;
+        }
+    }
+    assert!(peak <= allowance + 1, "buffer grew to {peak}");
+    assert_eq!(s.failure(), Some(ProtocolError::Overloaded));
+    assert_eq!(
+        s.take_output(),
+        close_frame_bytes(1013, ProtocolError::Overloaded.reason())
+    );
+}
