@@ -159,8 +159,15 @@ mod wsloop_server {
         let next = AtomicU64::new(0);
         builder
             .bind(addr.to_string())
-            // The library's defaults, except room for the 10,000-connection rows.
-            .configure(|c| c.max_connections = 20_000)
+            // The library's defaults, except room for the 10,000-connection rows, and the
+            // limits the `echo` example keeps (64 MiB messages, a 4 MiB queue mark) for the
+            // 16 MiB row (the library's defaults are 1 MiB).
+            .configure(|c| {
+                c.max_connections = 20_000;
+                c.session.max_message_size = 64 << 20;
+                c.session.max_frame_size = 64 << 20;
+                c.max_queued_bytes = 4 << 20;
+            })
             .route_fn(move |request| {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if request.path().starts_with("/ctl") {
