@@ -14,20 +14,36 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use wsloop::server::sim::Sim;
-use wsloop::server::{Context, Handler, HttpRequest, HttpResponse, ServerConfig};
+use wsloop::server::{
+    Context, Handler, HttpRequest, HttpResponse, ServerConfig, Upgrade, UpgradeRequest,
+};
 use wsloop::{CloseCode, Message};
 
 /// Echoes, broadcasts on request, and answers plain HTTP: exercises every Context path.
 struct App;
 
 impl Handler for App {
+    /// Every session gets data (a message count); the sid "d" is refused with a 401.
+    fn on_upgrade(&mut self, _ctx: &mut Context<'_>, request: &UpgradeRequest<'_>) -> Upgrade {
+        if request.sid() == Some("d") {
+            return Upgrade::reject(HttpResponse::text(401, "no\n"));
+        }
+        Upgrade::accept().with_data(0u64)
+    }
+
     fn on_message(&mut self, ctx: &mut Context<'_>, sid: &str, message: Message) {
+        if let Some(count) = ctx.data::<u64>(sid) {
+            *count += 1;
+        }
         match message.as_bytes().first() {
             Some(b'!') => {
                 ctx.broadcast(message);
             }
             Some(b'#') => {
-                ctx.close(sid, CloseCode::NormalClosure, "asked to");
+                let _ = ctx.close(sid, CloseCode::NormalClosure, "asked to");
+            }
+            Some(b'?') => {
+                let _ = ctx.ping(sid, &message.as_bytes()[..message.len().min(125)]);
             }
             _ => {
                 ctx.send(sid, message);

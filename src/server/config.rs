@@ -15,9 +15,14 @@ use super::route::Route;
 pub struct ServerConfig {
     /// Which upgrade requests become sessions. Default `/ws/{sid}`.
     pub route: Route,
-    /// Subprotocols we speak, in our order of preference; the client's first offered one that
-    /// is listed here is selected (§4.2.2). Default none.
+    /// Subprotocols we speak, in our order of preference: the first of these that the client
+    /// offered is selected (§4.2.2; the client's own order does not count), unless
+    /// `Handler::on_upgrade` chooses another it offered. Default none.
     pub protocols: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed by
+    /// [`UpgradeRequest::client_addr`](struct.UpgradeRequest.html#method.client_addr).
+    /// Default none: the header is ignored, since any client can send it.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Most simultaneous connections (handshaking and open); the next one gets 503.
     /// Default 10,000: an idle session costs about 1 KiB of our memory plus the kernel's
     /// socket buffers, and the default file-descriptor limit of many systems is near this.
@@ -137,6 +142,7 @@ impl Default for ServerConfig {
         ServerConfig {
             route: Route::default(),
             protocols: Vec::new(),
+            trusted_proxies: Vec::new(),
             max_connections: 10_000,
             max_connections_per_ip: 0,
             handshake_limits: Limits::default(),

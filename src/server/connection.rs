@@ -5,6 +5,7 @@
 //! Must not: call the handler, or know about other connections; the loop's core does both.
 //! Nor decide what the timing fields mean: `deadline.rs` does.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use crate::handshake::{Request, RequestParser};
 use crate::session::Session;
 
 use super::handler::CloseReason;
+use super::upgrade::Accepted;
 use super::workers::{AddressTicket, HandshakeTicket};
 
 /// Payloads up to this size are copied into the queue's tail buffer rather than queued as
@@ -259,6 +261,30 @@ pub(crate) enum Phase {
     Done,
 }
 
+/// What only some connections carry.
+#[derive(Default)]
+pub(crate) struct Extras {
+    /// The application's data for the session (`Upgrade::with_data`), dropped with the
+    /// connection, after `on_close`.
+    pub(crate) data: Option<Box<dyn Any + Send>>,
+    /// The subprotocol and the extensions our 101 agreed on.
+    pub(crate) protocol: Option<String>,
+    pub(crate) extensions: Option<String>,
+    /// The application's decision on this connection's upgrade, made by the loop that
+    /// handed the connection over to this one (its sid lives here): used instead of asking
+    /// the handler again when the replayed request head arrives.
+    pub(crate) decided: Option<Accepted>,
+}
+
+impl Extras {
+    fn is_empty(&self) -> bool {
+        self.data.is_none()
+            && self.protocol.is_none()
+            && self.extensions.is_none()
+            && self.decided.is_none()
+    }
+}
+
 /// One accepted connection over a stream `S` (a TCP socket, or an in-memory pipe in tests).
 pub(crate) struct Connection<S> {
     /// How often another loop of the server has handed this connection on (see
@@ -276,6 +302,9 @@ pub(crate) struct Connection<S> {
     pub(crate) registered: bool,
     /// The first cause of closing, kept for `on_close`.
     pub(crate) close_reason: Option<CloseReason>,
+    /// What only some sessions have (data, a subprotocol, extensions), boxed so that a
+    /// plain idle session pays one pointer for it.
+    pub(crate) extras: Option<Box<Extras>>,
     /// Our side of TCP is shut down; waiting for the peer's FIN (bounded by the close timeout).
     pub(crate) draining: bool,
     /// Counts toward `max_connections` (connections refused with 503 do not).
@@ -322,6 +351,7 @@ impl<S> Connection<S> {
             writable_interest: false,
             registered: false,
             close_reason: None,
+            extras: None,
             draining: false,
             counted: true,
             address_ticket: None,
@@ -336,6 +366,18 @@ impl<S> Connection<S> {
             closing_since: None,
             timer_at: None,
             hops: 0,
+        }
+    }
+
+    /// The extras, created on first use.
+    pub(crate) fn extras_mut(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
+    /// Keep the extras only if there are any (after the upgrade filled them in).
+    pub(crate) fn settle_extras(&mut self) {
+        if self.extras.as_ref().is_some_and(|e| e.is_empty()) {
+            self.extras = None;
         }
     }
 

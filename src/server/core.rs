@@ -14,6 +14,7 @@
 //! connection**, never an operation a handler calls through its `Context`, so a connection
 //! being processed still exists when a callback returns.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +37,9 @@ use super::transport::Reactor;
 #[cfg(any(test, feature = "fuzzing"))]
 use super::workers::AddressKey;
 use super::workers::{AddressTicket, Workers};
+
+/// The application's data for a session (`Upgrade::with_data`).
+pub(super) type SessionData = Box<dyn Any + Send>;
 
 /// Connections refused with 503 that we still hold while their answer drains. Beyond this,
 /// refused connections are closed at once.
@@ -91,6 +95,8 @@ pub(crate) struct Core<R: Reactor> {
     pub(super) budget: Budget,
     /// Connections not read while the budget is under pressure, read again once it is not.
     pub(super) budget_waiting: Vec<ConnRef>,
+    /// The sid whose `on_close` runs, with its data (see `call_on_close`).
+    pub(super) closing_data: Option<(Arc<str>, Option<SessionData>)>,
 }
 
 impl<R: Reactor> Core<R> {
@@ -117,6 +123,7 @@ impl<R: Reactor> Core<R> {
             spare: None,
             budget: Budget::new(config.memory_budget / config.workers.max(1)),
             budget_waiting: Vec::new(),
+            closing_data: None,
             config,
         }
     }
@@ -355,10 +362,25 @@ impl<R: Reactor> Core<R> {
             let sid = conn.sid().cloned().unwrap_or_else(|| Arc::from(""));
             self.unregister_sid(&sid, key);
             log::info!("close {} ({}): {reason}", sid.escape_debug(), conn.peer);
-            handler.on_close(&mut Context::new(self), &sid, &reason);
+            let data = conn.extras.take().and_then(|e| e.data);
+            self.call_on_close(handler, &sid, &reason, data);
         } else {
             log::debug!("connection from {} closed", conn.peer);
         }
+    }
+
+    /// The handler's `on_close` for `sid`, with the session's data still reachable through
+    /// `Context::data` (the session is no longer in the sid map); the data is dropped after.
+    pub(super) fn call_on_close<H: Handler>(
+        &mut self,
+        handler: &mut H,
+        sid: &Arc<str>,
+        reason: &CloseReason,
+        data: Option<SessionData>,
+    ) {
+        let outer = self.closing_data.replace((sid.clone(), data));
+        handler.on_close(&mut Context::new(self), sid, reason);
+        self.closing_data = outer;
     }
 
     fn unregister_sid(&mut self, sid: &str, key: usize) {

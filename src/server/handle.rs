@@ -83,8 +83,12 @@ impl Handle {
         result
     }
 
-    /// Queue the closing of the session `sid` with `code` and `reason`.
+    /// Queue the closing of the session `sid` with `code` and `reason` (cut to 123 bytes). A
+    /// code that may not be sent (§7.4.1) is refused here, not turned into an empty Close.
     pub fn close(&self, sid: &str, code: CloseCode, reason: &str) -> Result<(), HandleError> {
+        if !code.is_sendable() {
+            return Err(HandleError::NotSendable(code));
+        }
         let command = Command::Close(sid.to_string(), code, reason.to_string());
         self.workers.push_to(self.workers.loop_of(sid), command)
     }

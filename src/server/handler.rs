@@ -6,7 +6,9 @@
 //! [`SendStatus`]); the HTTP types are `http.rs`'s. Must not: touch sockets or the slab
 //! directly; every action goes through the loop's core, behind the `Ops` trait.
 
+use std::any::Any;
 use std::fmt;
+use std::net::SocketAddr;
 
 use crate::close::{CloseCode, CloseFrame};
 use crate::error::ProtocolError;
@@ -14,6 +16,7 @@ use crate::session::Message;
 
 use super::handle::Handle;
 use super::http::{HttpRequest, HttpResponse};
+use super::upgrade::{Upgrade, UpgradeRequest};
 
 /// The application's callbacks. They run on the event loop's thread, one at a time; a
 /// callback that blocks stalls every connection, so hand slow work to another thread and
@@ -42,6 +45,39 @@ use super::http::{HttpRequest, HttpResponse};
 /// server.run(Chat).unwrap();
 /// ```
 pub trait Handler {
+    /// An upgrade request matched the route and passed the handshake's checks (RFC 6455
+    /// §4.2.1): decide, on the loop and with the handler's state, whether it becomes a
+    /// session: [`Upgrade::accept`] (optionally choosing the sid, the subprotocol and the
+    /// session's data) or [`Upgrade::reject`] with any HTTP response (a `401` with
+    /// `WWW-Authenticate`, a `403` for a foreign `Origin`). Default: accept, with the route's
+    /// sid (a fresh one for a pattern without `{sid}`) and the first of
+    /// `ServerConfig::protocols` the client offered.
+    ///
+    /// ```
+    /// use wsloop::server::{Context, Handler, HttpResponse, Upgrade, UpgradeRequest};
+    ///
+    /// struct User { name: String }
+    /// struct App;
+    /// impl Handler for App {
+    ///     fn on_upgrade(&mut self, _ctx: &mut Context<'_>, req: &UpgradeRequest<'_>) -> Upgrade {
+    ///         let token = req.query("token").or_else(|| req.cookie("token").map(Into::into));
+    ///         match token.as_deref() {
+    ///             Some("s3cret") => Upgrade::accept().with_data(User { name: "alice".into() }),
+    ///             _ => Upgrade::reject(
+    ///                 HttpResponse::text(401, "log in\n").with_header("WWW-Authenticate", "Bearer"),
+    ///             ),
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// With several loops the decision is made on the loop that accepted the request; the
+    /// data travels with the connection when the sid's session lives on another loop.
+    fn on_upgrade(&mut self, ctx: &mut Context<'_>, request: &UpgradeRequest<'_>) -> Upgrade {
+        let _ = (ctx, request);
+        Upgrade::accept()
+    }
+
     /// A session opened: the handshake for `sid` completed.
     fn on_open(&mut self, ctx: &mut Context<'_>, sid: &str) {
         let _ = (ctx, sid);
@@ -153,6 +189,36 @@ pub enum SendStatus {
     Forwarded,
 }
 
+/// Why [`Context::close`] did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseError {
+    /// No open session has this sid (or it is closing already).
+    NoSuchSession,
+    /// RFC 6455 §7.4.1: this code reports a condition and must not be sent (1005, 1006,
+    /// 1015), or is reserved or unassigned (0-999, 1004, 1016-2999, 5000 and up).
+    NotSendable(CloseCode),
+}
+
+impl fmt::Display for CloseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseError::NoSuchSession => f.write_str("no open session with this sid"),
+            CloseError::NotSendable(code) => write!(f, "close code {code} may not be sent"),
+        }
+    }
+}
+
+impl std::error::Error for CloseError {}
+
+/// Why [`Context::ping`] did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PingError {
+    /// No open session on this loop has this sid (or it is closing).
+    NoSuchSession,
+    /// RFC 6455 §5.5: a control frame carries at most 125 bytes.
+    TooLong,
+}
+
 /// What a handler can do while it runs: act on sessions by sid.
 ///
 /// Sends are queued and written together when the callback returns (one `writev` per
@@ -167,6 +233,12 @@ pub(crate) trait Ops {
     fn broadcast(&mut self, message: &Message) -> usize;
     fn close_sid(&mut self, sid: &str, code: CloseCode, reason: &str) -> bool;
     fn is_open(&self, sid: &str) -> bool;
+    fn data(&mut self, sid: &str) -> Option<&mut (dyn Any + Send)>;
+    fn ping(&mut self, sid: &str, payload: &[u8]) -> bool;
+    fn queued_bytes(&self, sid: &str) -> Option<usize>;
+    fn protocol(&self, sid: &str) -> Option<&str>;
+    fn extensions(&self, sid: &str) -> Option<&str>;
+    fn peer_addr(&self, sid: &str) -> Option<SocketAddr>;
     fn sids(&self) -> Box<dyn Iterator<Item = &str> + '_>;
     fn session_count(&self) -> usize;
     fn handle(&self) -> Handle;
@@ -194,10 +266,65 @@ impl<'a> Context<'a> {
         self.core.broadcast(&message.into())
     }
 
-    /// Start the closing handshake with `sid`; false if no open session has it. (A sid on
-    /// another loop is passed to that loop: true if it was.)
-    pub fn close(&mut self, sid: &str, code: CloseCode, reason: &str) -> bool {
-        self.core.close_sid(sid, code, reason)
+    /// Start the closing handshake with `sid`, sending `code` and `reason` (cut to 123
+    /// bytes at a character boundary). A code that may not be sent (§7.4.1: 1005, 1006, 1015,
+    /// reserved or unassigned ones) is refused rather than turned into an empty Close. A sid
+    /// on another loop is passed to that loop.
+    pub fn close(&mut self, sid: &str, code: CloseCode, reason: &str) -> Result<(), CloseError> {
+        if !code.is_sendable() {
+            return Err(CloseError::NotSendable(code));
+        }
+        if self.core.close_sid(sid, code, reason) {
+            Ok(())
+        } else {
+            Err(CloseError::NoSuchSession)
+        }
+    }
+
+    /// The data the upgrade gave this session ([`Upgrade::with_data`]), if it is of type `T`;
+    /// `None` for a session without data, of another type, or not on this loop. Dropped
+    /// after the session's `on_close`.
+    pub fn data<T: Any>(&mut self, sid: &str) -> Option<&mut T> {
+        let data: &mut dyn Any = self.core.data(sid)?;
+        data.downcast_mut()
+    }
+
+    /// Send a Ping to `sid` (RFC 6455 §5.5.2: at most 125 bytes of payload); its Pong arrives
+    /// as a sign of life (the idle timer restarts). Only for a session on this loop.
+    pub fn ping(&mut self, sid: &str, payload: &[u8]) -> Result<(), PingError> {
+        // RFC 6455 §5.5: control frames carry at most 125 bytes.
+        if payload.len() > 125 {
+            return Err(PingError::TooLong);
+        }
+        if self.core.ping(sid, payload) {
+            Ok(())
+        } else {
+            Err(PingError::NoSuchSession)
+        }
+    }
+
+    /// The bytes waiting to be written to `sid`: how far the client is behind, measured
+    /// like the high-water mark (`ServerConfig::max_queued_bytes`, 1008 beyond), so a
+    /// producer can slow down before the cliff. `None` when no session on this loop has it.
+    pub fn queued_bytes(&self, sid: &str) -> Option<usize> {
+        self.core.queued_bytes(sid)
+    }
+
+    /// The subprotocol `sid` agreed on (`Sec-WebSocket-Protocol` in our 101), if any.
+    pub fn protocol(&self, sid: &str) -> Option<&str> {
+        self.core.protocol(sid)
+    }
+
+    /// The extensions `sid` agreed on (`Sec-WebSocket-Extensions` in our 101, e.g.
+    /// `permessage-deflate`), if any.
+    pub fn extensions(&self, sid: &str) -> Option<&str> {
+        self.core.extensions(sid)
+    }
+
+    /// The address of `sid`'s TCP peer (a proxy's, behind one: see
+    /// [`UpgradeRequest::client_addr`] at upgrade time). Only for a session on this loop.
+    pub fn peer_addr(&self, sid: &str) -> Option<SocketAddr> {
+        self.core.peer_addr(sid)
     }
 
     /// Whether a session with this sid is open (on any loop).

@@ -16,6 +16,7 @@ use super::core::{Core, Refusal};
 use super::handler::{Handler, Ops, SendStatus};
 use super::http::status_response;
 use super::transport::Reactor;
+use super::upgrade::Accepted;
 use super::workers::{AddressTicket, Command};
 
 /// How often one connection may be handed from loop to loop before it is served where it is
@@ -28,6 +29,7 @@ struct Handover {
     hops: u8,
     ticket: Option<AddressTicket>,
     evict: bool,
+    decided: Option<Box<Accepted>>,
 }
 
 impl<R: Reactor> Core<R> {
@@ -61,12 +63,14 @@ impl<R: Reactor> Core<R> {
                 hops,
                 ticket,
                 evict,
+                decided,
             } => {
                 let handover = Handover {
                     peer,
                     hops,
                     ticket,
                     evict,
+                    decided,
                 };
                 self.adopt(handler, socket, &bytes, handover)
             }
@@ -106,6 +110,7 @@ impl<R: Reactor> Core<R> {
             hops: 0,
             ticket,
             evict,
+            decided: None,
         };
         // Counted for the target now, so that the next accept sees its share (unless it is
         // to take the place of one of the target's, counted already).
@@ -136,6 +141,7 @@ impl<R: Reactor> Core<R> {
             hops,
             ticket,
             evict,
+            decided,
         } = handover;
         let Some(socket) = R::from_tcp(socket) else {
             if !evict {
@@ -161,28 +167,33 @@ impl<R: Reactor> Core<R> {
         };
         self.conns[key].hops = hops;
         self.conns[key].address_ticket = ticket;
+        if let Some(decided) = decided {
+            self.conns[key].extras_mut().decided = Some(*decided);
+        }
         if !bytes.is_empty() {
             self.on_data(handler, key, bytes);
         }
     }
 
-    /// With several loops: claim `sid` for this loop, true when this loop is to serve it.
-    /// When another loop holds it, hand the connection at `key` over to that loop with the
-    /// bytes read from it so far (`request`, then `rest`): the loop that holds the sid
-    /// replays the request, so its replacement of the old session happens in one place, in
-    /// order.
+    /// With several loops: claim `sid` for this loop; the application's decision back when
+    /// this loop is to serve it. When another loop holds it, hand the connection at `key`
+    /// over to that loop with the bytes read from it so far (`request`, then `rest`) and the
+    /// decision (so that the application is not asked twice, and the session's data lives
+    /// on the session's loop): the loop that holds the sid replays the request, so its
+    /// replacement of the old session happens in one place, in order.
     pub(super) fn claim_or_hand_over(
         &mut self,
         key: usize,
         sid: &Arc<str>,
         request: &Request,
         rest: &[u8],
-    ) -> bool {
+        mut decided: Accepted,
+    ) -> Option<Accepted> {
         if self.workers.loop_count() == 1 {
-            return true;
+            return Some(decided);
         }
         let owner = match self.workers.claim(sid, self.index) {
-            Ok(()) => return true,
+            Ok(()) => return Some(decided),
             Err(owner) => owner,
         };
         let hops = self.conns[key].hops;
@@ -194,13 +205,11 @@ impl<R: Reactor> Core<R> {
                 sid.escape_debug()
             );
             self.respond(key, status_response(503));
-            return false;
+            return None;
         }
         let mut bytes = request.raw().to_vec();
         bytes.extend_from_slice(rest);
-        let Some(mut conn) = self.conns.try_remove(key) else {
-            return false;
-        };
+        let mut conn = self.conns.try_remove(key)?;
         self.reactor.deregister(&mut conn.socket);
         self.counted -= 1;
         self.workers.remove_connection(self.index);
@@ -209,10 +218,10 @@ impl<R: Reactor> Core<R> {
             "{} lives on loop {owner}: handing {peer} over",
             sid.escape_debug()
         );
-        let Some(socket) = R::into_tcp(conn.socket) else {
-            return false;
-        };
+        let socket = R::into_tcp(conn.socket)?;
         self.workers.add_connection(owner);
+        // The sid is decided: a fresh one must not be drawn again over there.
+        decided.sid = Some(sid.to_string());
         let command = Command::Adopt {
             socket,
             peer,
@@ -220,12 +229,13 @@ impl<R: Reactor> Core<R> {
             hops: hops + 1,
             ticket: conn.address_ticket.take(),
             evict: false,
+            decided: Some(Box::new(decided)),
         };
         if let Err(e) = self.workers.push_to(owner, command) {
             log::warn!("cannot hand {peer} to loop {owner}: {e}; closing it");
             self.workers.remove_connection(owner);
         }
-        false
+        None
     }
 
     /// With several loops: the other loop that holds `sid`, if one does.
@@ -279,6 +289,7 @@ mod tests {
             hops: MAX_HOPS,
             ticket: None,
             evict: false,
+            decided: None,
         };
         handle.workers().push_to(0, command).unwrap();
         let mut answer = Vec::new();

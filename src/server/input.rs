@@ -19,8 +19,10 @@ use super::connection::Phase;
 use super::core::Core;
 use super::handler::{CloseReason, Context, Handler};
 use super::http::status_response;
+use super::route::RouteMatch;
 use super::timer::ConnRef;
 use super::transport::Reactor;
+use super::upgrade::{Accepted, Decision, UpgradeRequest};
 
 /// Reads from one connection per readiness event before others get a turn.
 const READ_BUDGET: usize = 16;
@@ -199,8 +201,8 @@ impl<R: Reactor> Core<R> {
                 return self.respond(key, e.response());
             }
         };
-        let sid = match self.config.route.sid(&request) {
-            Ok(sid) => sid,
+        let matched = match self.config.route.matches(&request) {
+            Ok(matched) => matched,
             Err(status) => {
                 log::info!(
                     "upgrade to {} from {peer} refused: {status}",
@@ -212,21 +214,54 @@ impl<R: Reactor> Core<R> {
         if self.shutdown_deadline.is_some() {
             return self.respond(key, status_response(503));
         }
-        let sid: Arc<str> = Arc::from(sid);
-        if !self.claim_or_hand_over(key, &sid, &request, rest) {
+        let Some(decided) = self.decide_upgrade(handler, key, &request, &matched) else {
             return;
-        }
-        let supported: Vec<&str> = self.config.protocols.iter().map(String::as_str).collect();
-        let protocol = accepted.select_protocol(&supported);
+        };
+        // RFC 6455 §4.2.2: the subprotocol is one the client offered: the application's
+        // choice, or the first of ours (in our order of preference) the client offered.
+        let offered = accepted.offered_protocols();
+        let protocol = match &decided.protocol {
+            Some(chosen) if offered.contains(chosen) => Some(chosen.clone()),
+            Some(chosen) => {
+                log::error!(
+                    "upgrade from {peer}: the application chose the subprotocol {:?}, which \
+                     the client did not offer ({offered:?}); answering 500",
+                    chosen.escape_debug().to_string()
+                );
+                return self.respond(key, status_response(500));
+            }
+            None => self
+                .config
+                .protocols
+                .iter()
+                .find(|ours| offered.contains(ours))
+                .cloned(),
+        };
+        let sid: Arc<str> = match (&decided.sid, &matched.sid) {
+            (Some(sid), _) | (None, Some(sid)) => Arc::from(sid.as_str()),
+            // A pattern without {sid}: a sid no other connection of this server has.
+            (None, None) => Arc::from(format!(
+                "anon-{}-{}",
+                self.index, self.conns[key].generation
+            )),
+        };
+        let Some(decided) = self.claim_or_hand_over(key, &sid, &request, rest, decided) else {
+            return;
+        };
         let mut session = Session::new(Role::Server, self.config.session);
         let extensions = self.deflate_answer(&accepted, &mut session);
-        let response = accepted.response_with(protocol, extensions.as_deref());
+        let response = accepted.response_with(protocol.as_deref(), extensions.as_deref());
         let conn = &mut self.conns[key];
         conn.queue.push_copy(&response);
         conn.phase = Phase::WebSocket {
             session,
             sid: sid.clone(),
         };
+        let extras = conn.extras_mut();
+        extras.data = decided.data;
+        extras.protocol = protocol;
+        extras.extensions = extensions;
+        conn.settle_extras();
         self.register(handler, key, sid);
         // A client may send its first frames in the same packet as the request (§4.1 lets
         // it send as soon as it has the 101; a pipelining client sends earlier).
@@ -234,6 +269,52 @@ impl<R: Reactor> Core<R> {
             self.on_data(handler, key, rest);
         }
         self.mark_dirty(key);
+    }
+
+    /// The application's decision on the upgrade at `key`: made by the loop that handed the
+    /// connection over, or asked of the handler now. `None` when it was rejected (the answer
+    /// is queued) or the server began shutting down meanwhile (503).
+    fn decide_upgrade<H: Handler>(
+        &mut self,
+        handler: &mut H,
+        key: usize,
+        request: &Request,
+        matched: &RouteMatch,
+    ) -> Option<Accepted> {
+        if let Some(decided) = self.conns[key]
+            .extras
+            .as_mut()
+            .and_then(|e| e.decided.take())
+        {
+            return Some(decided);
+        }
+        let peer = self.conns[key].peer;
+        let trusted = self.config.trusted_proxies.clone();
+        let view = UpgradeRequest {
+            request,
+            params: &matched.params,
+            sid: matched.sid.as_deref(),
+            peer,
+            trusted_proxies: &trusted,
+        };
+        let upgrade = handler.on_upgrade(&mut Context::new(self), &view);
+        match upgrade.0 {
+            Decision::Reject(response) => {
+                log::info!(
+                    "upgrade to {} from {peer} refused by the application: {}",
+                    request.path().escape_debug(),
+                    response.status
+                );
+                self.respond(key, response.to_bytes());
+                None
+            }
+            // The handler may have started a shutdown.
+            Decision::Accept(_) if self.shutdown_deadline.is_some() => {
+                self.respond(key, status_response(503));
+                None
+            }
+            Decision::Accept(accepted) => Some(accepted),
+        }
     }
 
     /// RFC 7692: answer the client's permessage-deflate offers when configured to, turning
@@ -276,10 +357,11 @@ impl<R: Reactor> Core<R> {
                 if let Some(session) = conn.session_mut() {
                     let _ = session.close(CloseCode::Private(4000), "replaced");
                 }
+                let data = conn.extras.as_mut().and_then(|e| e.data.take());
                 self.sids.remove(&sid);
                 self.touch(old.key);
                 // The old session ends for the application before the new one begins.
-                handler.on_close(&mut Context::new(self), &sid, &CloseReason::Replaced);
+                self.call_on_close(handler, &sid, &CloseReason::Replaced, data);
             }
         }
         let conn = &mut self.conns[key];

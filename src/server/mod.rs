@@ -136,11 +136,13 @@ pub mod route;
 pub mod sim;
 mod timer;
 mod transport;
+mod upgrade;
 mod workers;
 
 pub use builder::{Server, ServerBuilder};
 pub use config::ServerConfig;
 pub use handle::{Handle, HandleError, COMMAND_QUEUE_BYTES, COMMAND_QUEUE_LIMIT};
-pub use handler::{CloseReason, Context, Handler, SendStatus};
+pub use handler::{CloseError, CloseReason, Context, Handler, PingError, SendStatus};
 pub use http::{HttpRequest, HttpResponse};
-pub use route::Route;
+pub use route::{Route, RouteMatch};
+pub use upgrade::{percent_decode, Upgrade, UpgradeRequest};

@@ -6,6 +6,7 @@
 //! the [`Ops`] a handler's `Context` calls. Must not: read from sockets, or call the handler
 //! other than through `remove` (its `on_close`).
 
+use std::any::Any;
 use std::sync::Arc;
 
 use crate::close::CloseCode;
@@ -326,6 +327,51 @@ impl<R: Reactor> Ops for Core<R> {
 
     fn is_open(&self, sid: &str) -> bool {
         self.sids.contains_key(sid) || self.other_loop_of(sid).is_some()
+    }
+
+    fn data(&mut self, sid: &str) -> Option<&mut (dyn Any + Send)> {
+        if self.closing_data.as_ref().is_some_and(|(c, _)| **c == *sid) {
+            return self.closing_data.as_mut()?.1.as_deref_mut();
+        }
+        let key = self.lookup(sid)?;
+        self.conns[key].extras.as_mut()?.data.as_deref_mut()
+    }
+
+    fn ping(&mut self, sid: &str, payload: &[u8]) -> bool {
+        let Some(key) = self.lookup(sid) else {
+            return false;
+        };
+        let pinged = self.conns[key]
+            .session_mut()
+            .is_some_and(|s| s.ping(payload).is_ok());
+        if pinged {
+            self.touch(key);
+        }
+        pinged
+    }
+
+    fn queued_bytes(&self, sid: &str) -> Option<usize> {
+        self.lookup(sid).map(|key| self.conns[key].queue.charge())
+    }
+
+    fn protocol(&self, sid: &str) -> Option<&str> {
+        self.conns[self.lookup(sid)?]
+            .extras
+            .as_ref()?
+            .protocol
+            .as_deref()
+    }
+
+    fn extensions(&self, sid: &str) -> Option<&str> {
+        self.conns[self.lookup(sid)?]
+            .extras
+            .as_ref()?
+            .extensions
+            .as_deref()
+    }
+
+    fn peer_addr(&self, sid: &str) -> Option<std::net::SocketAddr> {
+        self.lookup(sid).map(|key| self.conns[key].peer)
     }
 
     fn sids(&self) -> Box<dyn Iterator<Item = &str> + '_> {

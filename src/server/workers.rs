@@ -24,6 +24,8 @@ use std::thread::ThreadId;
 use crate::close::CloseCode;
 use crate::session::Message;
 
+use super::upgrade::Accepted;
+
 /// How many commands may wait for a loop before [`Handle`](struct.Handle.html) methods fail with
 /// [`HandleError::QueueFull`]: a bound on the memory a runaway producer can take.
 pub const COMMAND_QUEUE_LIMIT: usize = 65_536;
@@ -50,14 +52,18 @@ pub enum HandleError {
     /// The loop is too far behind ([`COMMAND_QUEUE_LIMIT`] commands, or
     /// [`COMMAND_QUEUE_BYTES`] bytes of them, waiting).
     QueueFull,
+    /// RFC 6455 §7.4.1: this close code may not be sent (1005, 1006, 1015, or a reserved or
+    /// unassigned one); nothing was queued.
+    NotSendable(CloseCode),
 }
 
 impl fmt::Display for HandleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            HandleError::Stopped => "the server has stopped",
-            HandleError::QueueFull => "the server's command queue is full",
-        })
+        match self {
+            HandleError::Stopped => f.write_str("the server has stopped"),
+            HandleError::QueueFull => f.write_str("the server's command queue is full"),
+            HandleError::NotSendable(code) => write!(f, "close code {code} may not be sent"),
+        }
     }
 }
 
@@ -85,6 +91,9 @@ pub(crate) enum Command {
         /// connection still in its handshake (the accepting loop had none), or refuses this
         /// one with 503. Not counted for the receiving loop yet.
         evict: bool,
+        /// The application's decision on the upgrade in `bytes`, when the sending loop made
+        /// it (`Handler::on_upgrade` runs once per upgrade, on the loop that read it).
+        decided: Option<Box<Accepted>>,
     },
 }
 
@@ -580,6 +589,7 @@ mod tests {
             hops: 0,
             ticket: workers.take_address_slot(ip, 1),
             evict: false,
+            decided: None,
         };
         workers.push_to(1, command).unwrap();
         assert_eq!(workers.address_slots().count(ip), 1);

@@ -37,15 +37,18 @@ pub enum BridgeError {
     QueueFull,
     /// [`PENDING_LIMIT`] messages already wait for Redis.
     Backlog,
+    /// RFC 6455 §7.4.1: this close code may not be sent ([`HandleError::NotSendable`]).
+    NotSendable(CloseCode),
 }
 
 impl fmt::Display for BridgeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            BridgeError::Stopped => "the server or the bridge has stopped",
-            BridgeError::QueueFull => "the server's command queue is full",
-            BridgeError::Backlog => "too many messages wait for Redis",
-        })
+        match self {
+            BridgeError::Stopped => f.write_str("the server or the bridge has stopped"),
+            BridgeError::QueueFull => f.write_str("the server's command queue is full"),
+            BridgeError::Backlog => f.write_str("too many messages wait for Redis"),
+            BridgeError::NotSendable(code) => write!(f, "close code {code} may not be sent"),
+        }
     }
 }
 
@@ -56,6 +59,7 @@ impl From<HandleError> for BridgeError {
         match e {
             HandleError::Stopped => BridgeError::Stopped,
             HandleError::QueueFull => BridgeError::QueueFull,
+            HandleError::NotSendable(code) => BridgeError::NotSendable(code),
         }
     }
 }
@@ -188,6 +192,9 @@ impl Bridge {
     /// Queue the closing of the session `sid` with `code` and `reason`, on whichever instance
     /// holds it.
     pub fn close(&self, sid: &str, code: CloseCode, reason: &str) -> Result<(), BridgeError> {
+        if !code.is_sendable() {
+            return Err(BridgeError::NotSendable(code));
+        }
         if self.shared.session_of(sid).is_some() {
             return Ok(self.shared.handle.close(sid, code, reason)?);
         }
