@@ -442,3 +442,109 @@ fn with_two_loops_the_decision_and_the_data_travel_with_the_connection() {
     );
     app.stop();
 }
+
+/// A chat with rooms: each session joins the room of its path; a message is published to
+/// its room only; `send_many` reaches an explicit list. With `loops` event loops.
+fn rooms_with(loops: usize) {
+    struct Rooms;
+    impl Handler for Rooms {
+        fn on_open(&mut self, ctx: &mut Context<'_>, sid: &str) {
+            // The sid is "room.user" (see the route below).
+            let room = sid.split('.').next().unwrap().to_string();
+            assert!(ctx.subscribe(sid, &room));
+            assert!(!ctx.subscribe(sid, &room), "already subscribed");
+        }
+        fn on_message(&mut self, ctx: &mut Context<'_>, sid: &str, message: Message) {
+            let Message::Text(text) = message else {
+                return;
+            };
+            let room = sid.split('.').next().unwrap().to_string();
+            if let Some(list) = text.strip_prefix("dm ") {
+                let sids: Vec<&str> = list.split(',').collect();
+                ctx.send_many(&sids, format!("dm from {sid}"));
+            } else if text == "leave" {
+                assert!(ctx.unsubscribe(sid, &room));
+                assert!(!ctx.unsubscribe(sid, &room));
+                let _ = ctx.send(sid, "left");
+            } else {
+                ctx.publish(&room, format!("{sid}: {text}"));
+            }
+        }
+    }
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .workers(loops)
+        .route_fn(|req| {
+            // /rooms/{room}/{user} -> "room.user"
+            let mut parts = req.path().trim_start_matches("/rooms/").split('/');
+            match (parts.next(), parts.next()) {
+                (Some(room), Some(user)) if !room.is_empty() && !user.is_empty() => {
+                    Ok(format!("{room}.{user}"))
+                }
+                _ => Err(404),
+            }
+        })
+        .build()
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let (handle, thread) = server.spawn_each(|_| Rooms).unwrap();
+    // `on_open` (and its subscription) runs before the 101 is written.
+    let connect = |room: &str, user: &str| {
+        Client::builder()
+            .read_timeout(Some(WAIT))
+            .connect(&format!("ws://{addr}/rooms/{room}/{user}"))
+            .unwrap()
+    };
+    let mut ann = connect("red", "ann");
+    let mut bob = connect("red", "bob");
+    let mut cat = connect("blue", "cat");
+    ann.send(text("hello red")).unwrap();
+    for c in [&mut ann, &mut bob] {
+        assert_eq!(c.recv().unwrap(), text("red.ann: hello red"));
+    }
+    cat.send(text("hello blue")).unwrap();
+    assert_eq!(
+        cat.recv().unwrap(),
+        text("blue.cat: hello blue"),
+        "only its room"
+    );
+    // From another thread, to a topic.
+    handle.publish("blue", "from the handle").unwrap();
+    assert_eq!(cat.recv().unwrap(), text("from the handle"));
+    // An explicit list, across rooms (and loops), unknown sids skipped.
+    bob.send(text("dm red.ann,blue.cat,nobody")).unwrap();
+    assert_eq!(ann.recv().unwrap(), text("dm from red.bob"));
+    assert_eq!(cat.recv().unwrap(), text("dm from red.bob"));
+    // Leaving the room, then a publish that no longer reaches it.
+    bob.send(text("leave")).unwrap();
+    assert_eq!(bob.recv().unwrap(), text("left"));
+    ann.send(text("still here?")).unwrap();
+    assert_eq!(ann.recv().unwrap(), text("red.ann: still here?"));
+    handle.subscribe("red.bob", "blue").unwrap();
+    // The handle's command is executed when the loop next runs: give it a moment.
+    std::thread::sleep(Duration::from_millis(200));
+    handle.publish("blue", "blue again").unwrap();
+    assert_eq!(
+        bob.recv().unwrap(),
+        text("blue again"),
+        "subscribed from a handle"
+    );
+    assert_eq!(cat.recv().unwrap(), text("blue again"));
+    // Subscriptions end with the session: a closed member is simply gone.
+    cat.close(CloseCode::NormalClosure, "").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    handle.publish("blue", "after cat").unwrap();
+    assert_eq!(bob.recv().unwrap(), text("after cat"));
+    handle.shutdown();
+    thread.join().unwrap().unwrap();
+}
+
+#[test]
+fn topics_rooms_and_explicit_lists_on_one_loop() {
+    rooms_with(1);
+}
+
+#[test]
+fn topics_rooms_and_explicit_lists_across_two_loops() {
+    rooms_with(2);
+}

@@ -42,6 +42,18 @@ impl Handler for App {
             Some(b'#') => {
                 let _ = ctx.close(sid, CloseCode::NormalClosure, "asked to");
             }
+            Some(b'+') => {
+                ctx.subscribe(sid, "t");
+            }
+            Some(b'-') => {
+                ctx.unsubscribe(sid, "t");
+            }
+            Some(b'*') => {
+                ctx.publish("t", message);
+            }
+            Some(b'&') => {
+                ctx.send_many(&[sid, "a", "b", sid], message);
+            }
             Some(b'?') => {
                 let _ = ctx.ping(sid, &message.as_bytes()[..message.len().min(125)]);
             }

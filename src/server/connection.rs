@@ -274,6 +274,8 @@ pub(crate) struct Extras {
     /// handed the connection over to this one (its sid lives here): used instead of asking
     /// the handler again when the replayed request head arrives.
     pub(crate) decided: Option<Accepted>,
+    /// The topics the session is subscribed to (left when it goes).
+    pub(crate) topics: Vec<Arc<str>>,
 }
 
 impl Extras {
@@ -282,6 +284,7 @@ impl Extras {
             && self.protocol.is_none()
             && self.extensions.is_none()
             && self.decided.is_none()
+            && self.topics.is_empty()
     }
 }
 

@@ -33,6 +33,7 @@ use super::handle::Handle;
 use super::handler::{CloseReason, Context, Handler};
 use super::http::too_many_connections;
 use super::timer::{ConnRef, Timers};
+use super::topics::Topics;
 use super::transport::Reactor;
 #[cfg(any(test, feature = "fuzzing"))]
 use super::workers::AddressKey;
@@ -95,6 +96,8 @@ pub(crate) struct Core<R: Reactor> {
     pub(super) budget: Budget,
     /// Connections not read while the budget is under pressure, read again once it is not.
     pub(super) budget_waiting: Vec<ConnRef>,
+    /// Which sessions of this loop are subscribed to which topics.
+    pub(super) topics: Topics,
     /// The sid whose `on_close` runs, with its data (see `call_on_close`).
     pub(super) closing_data: Option<(Arc<str>, Option<SessionData>)>,
 }
@@ -124,6 +127,7 @@ impl<R: Reactor> Core<R> {
             budget: Budget::new(config.memory_budget / config.workers.max(1)),
             budget_waiting: Vec::new(),
             closing_data: None,
+            topics: Topics::default(),
             config,
         }
     }
@@ -323,7 +327,7 @@ impl<R: Reactor> Core<R> {
         self.is_current(conn).then_some(conn.key)
     }
 
-    fn is_current(&self, conn: ConnRef) -> bool {
+    pub(super) fn is_current(&self, conn: ConnRef) -> bool {
         self.conns
             .get(conn.key)
             .is_some_and(|c| c.generation == conn.generation)
@@ -335,10 +339,15 @@ impl<R: Reactor> Core<R> {
             return;
         };
         self.budget.recharge(conn.charged, 0);
-        self.budget.step_down(ConnRef {
+        let this = ConnRef {
             key,
             generation: conn.generation,
-        });
+        };
+        self.budget.step_down(this);
+        // Its subscriptions end with it, before the application hears of the close.
+        if let Some(extras) = &conn.extras {
+            self.topics.leave_all(&extras.topics, this);
+        }
         self.reactor.release(&mut conn.socket);
         if conn.counted {
             self.counted -= 1;
@@ -656,6 +665,26 @@ impl<R: Reactor> Core<R> {
             assert_eq!(slots.count(conn.peer.ip()), n, "connection {key}");
             assert!(n <= self.config.max_connections_per_ip || n == 0);
         }
+        // Topics and the sessions' own lists agree, both ways, and name live connections.
+        let mut subscriptions = 0;
+        for (key, conn) in &self.conns {
+            let this = ConnRef {
+                key,
+                generation: conn.generation,
+            };
+            for topic in conn.extras.iter().flat_map(|e| e.topics.iter()) {
+                assert!(
+                    self.topics.members(topic).any(|c| c == this),
+                    "connection {key} lists {topic} but is not its member"
+                );
+                subscriptions += 1;
+            }
+        }
+        assert_eq!(
+            self.topics.total(),
+            subscriptions,
+            "members without a connection listing them"
+        );
         // The memory budget's books: each connection is charged what it holds (every change
         // is charged by the end of a step), and the total is those charges plus the
         // broadcast frames, counted once.

@@ -83,6 +83,53 @@ impl Handle {
         result
     }
 
+    /// Queue a message for every session subscribed to `topic`, on every loop; the frame is
+    /// encoded once, here, and shared.
+    pub fn publish(&self, topic: &str, message: impl Into<Message>) -> Result<(), HandleError> {
+        let frame: Arc<[u8]> = Arc::from(message.into().to_server_frame());
+        let name: Arc<str> = Arc::from(topic);
+        let mut result = Ok(());
+        for index in 0..self.workers.loop_count() {
+            result = result.and(
+                self.workers
+                    .push_to(index, Command::Publish(name.clone(), frame.clone())),
+            );
+        }
+        result
+    }
+
+    /// Queue the subscription of the session `sid` to `topic` (see `Context::subscribe`).
+    pub fn subscribe(&self, sid: &str, topic: &str) -> Result<(), HandleError> {
+        let command = Command::Subscribe(sid.to_string(), topic.to_string(), true);
+        self.workers.push_to(self.workers.loop_of(sid), command)
+    }
+
+    /// Queue the end of the subscription of the session `sid` to `topic`.
+    pub fn unsubscribe(&self, sid: &str, topic: &str) -> Result<(), HandleError> {
+        let command = Command::Subscribe(sid.to_string(), topic.to_string(), false);
+        self.workers.push_to(self.workers.loop_of(sid), command)
+    }
+
+    /// Queue one message for each of `sids`, encoded once and shared (see
+    /// `Context::send_many`).
+    pub fn send_many(&self, sids: &[&str], message: impl Into<Message>) -> Result<(), HandleError> {
+        let frame: Arc<[u8]> = Arc::from(message.into().to_server_frame());
+        let mut per_loop: Vec<Vec<String>> = vec![Vec::new(); self.workers.loop_count()];
+        for sid in sids {
+            per_loop[self.workers.loop_of(sid)].push(sid.to_string());
+        }
+        let mut result = Ok(());
+        for (index, sids) in per_loop.into_iter().enumerate() {
+            if !sids.is_empty() {
+                result = result.and(
+                    self.workers
+                        .push_to(index, Command::SendFrame(sids, frame.clone())),
+                );
+            }
+        }
+        result
+    }
+
     /// Queue the closing of the session `sid` with `code` and `reason` (cut to 123 bytes). A
     /// code that may not be sent (§7.4.1) is refused here, not turned into an empty Close.
     pub fn close(&self, sid: &str, code: CloseCode, reason: &str) -> Result<(), HandleError> {

@@ -231,6 +231,10 @@ pub struct Context<'a> {
 pub(crate) trait Ops {
     fn send_to_sid(&mut self, sid: &str, message: Message) -> SendStatus;
     fn broadcast(&mut self, message: &Message) -> usize;
+    fn publish(&mut self, topic: &str, message: &Message) -> usize;
+    fn send_many(&mut self, sids: &[&str], message: &Message) -> usize;
+    fn subscribe(&mut self, sid: &str, topic: &str, join: bool) -> bool;
+    fn subscribers(&self, topic: &str) -> usize;
     fn close_sid(&mut self, sid: &str, code: CloseCode, reason: &str) -> bool;
     fn is_open(&self, sid: &str) -> bool;
     fn data(&mut self, sid: &str) -> Option<&mut (dyn Any + Send)>;
@@ -264,6 +268,38 @@ impl<'a> Context<'a> {
     /// the high-water mark is closed with 1008 instead.
     pub fn broadcast(&mut self, message: impl Into<Message>) -> usize {
         self.core.broadcast(&message.into())
+    }
+
+    /// Send one message to each of `sids`: encoded once, one frame shared by their queues
+    /// (like a broadcast, so not compressed). Returns for how many sessions of this loop it
+    /// was queued; sids on other loops are passed to them, unknown sids are skipped.
+    pub fn send_many(&mut self, sids: &[&str], message: impl Into<Message>) -> usize {
+        self.core.send_many(sids, &message.into())
+    }
+
+    /// Subscribe the session `sid` to `topic` (any name: a room, a shop, a channel); false
+    /// when it already was or no open session has it. A sid on another loop is passed to
+    /// that loop (true if it was). Subscriptions end with the session.
+    pub fn subscribe(&mut self, sid: &str, topic: &str) -> bool {
+        self.core.subscribe(sid, topic, true)
+    }
+
+    /// Unsubscribe the session `sid` from `topic`; false when it was not subscribed.
+    pub fn unsubscribe(&mut self, sid: &str, topic: &str) -> bool {
+        self.core.subscribe(sid, topic, false)
+    }
+
+    /// Send a message to every session subscribed to `topic`: encoded once, one frame shared
+    /// by every subscriber's queue and counted once in the memory budget, like a broadcast.
+    /// Returns for how many sessions of this loop it was queued; every other loop gets it
+    /// through its queue.
+    pub fn publish(&mut self, topic: &str, message: impl Into<Message>) -> usize {
+        self.core.publish(topic, &message.into())
+    }
+
+    /// How many sessions of this loop are subscribed to `topic`.
+    pub fn subscribers(&self, topic: &str) -> usize {
+        self.core.subscribers(topic)
     }
 
     /// Start the closing handshake with `sid`, sending `code` and `reason` (cut to 123

@@ -47,6 +47,21 @@ impl<R: Reactor> Core<R> {
             Command::Broadcast(frame) => {
                 self.broadcast_here(&frame);
             }
+            Command::Publish(topic, frame) => {
+                self.publish_here(&topic, &frame);
+            }
+            Command::SendFrame(sids, frame) => {
+                let keys: Vec<usize> = sids.iter().filter_map(|sid| self.lookup(sid)).collect();
+                self.queue_shared(keys, &frame);
+            }
+            Command::Subscribe(sid, topic, join) => {
+                if !self.subscribe_here(&sid, &topic, join) {
+                    log::debug!(
+                        "subscription of {} from a handle: no open session",
+                        sid.escape_debug()
+                    );
+                }
+            }
             Command::Close(sid, code, reason) => {
                 if !self.close_sid(&sid, code, &reason) {
                     log::debug!(

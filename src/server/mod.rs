@@ -135,6 +135,7 @@ pub mod route;
 #[doc(hidden)]
 pub mod sim;
 mod timer;
+mod topics;
 mod transport;
 mod upgrade;
 mod workers;

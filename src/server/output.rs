@@ -217,14 +217,63 @@ impl<R: Reactor> Core<R> {
         self.touch(key);
     }
 
-    /// Broadcast to this loop's sessions: one frame, shared by every queue and counted once
-    /// in the memory budget; not queued at all when it does not fit there.
+    /// Broadcast to this loop's sessions (see `queue_shared`).
     pub(super) fn broadcast_here(&mut self, frame: &Arc<[u8]>) -> usize {
+        let keys: Vec<usize> = self.sids.values().map(|c| c.key).collect();
+        self.queue_shared(keys, frame)
+    }
+
+    /// Publish to the subscribers of `topic` on this loop (see `queue_shared`).
+    pub(super) fn publish_here(&mut self, topic: &str, frame: &Arc<[u8]>) -> usize {
+        let keys: Vec<usize> = self
+            .topics
+            .members(topic)
+            .filter(|c| self.is_current(*c))
+            .map(|c| c.key)
+            .collect();
+        self.queue_shared(keys, frame)
+    }
+
+    /// Subscribe (or unsubscribe) the session `sid` of this loop to `topic`; false when no
+    /// open session here has it, or it already was (or was not).
+    pub(super) fn subscribe_here(&mut self, sid: &str, topic: &str, join: bool) -> bool {
+        let Some(key) = self.lookup(sid) else {
+            return false;
+        };
+        let this = ConnRef {
+            key,
+            generation: self.conns[key].generation,
+        };
+        if join {
+            let Some(name) = self.topics.join(topic, this) else {
+                return false;
+            };
+            self.conns[key].extras_mut().topics.push(name);
+            true
+        } else {
+            if !self.topics.leave(topic, this) {
+                return false;
+            }
+            let conn = &mut self.conns[key];
+            if let Some(extras) = conn.extras.as_mut() {
+                extras.topics.retain(|t| &**t != topic);
+            }
+            conn.settle_extras();
+            true
+        }
+    }
+
+    /// Queue one shared frame on the sessions at `keys` that can take it: one frame for all,
+    /// counted once in the memory budget, and not queued at all when it does not fit there;
+    /// a session whose queue it would take over the high-water mark is closed with 1008
+    /// instead. Returns how many queued it.
+    pub(super) fn queue_shared(&mut self, keys: Vec<usize>, frame: &Arc<[u8]>) -> usize {
         if !self.budget.admits(frame.len()) {
             log::warn!(
-                "a {}-byte broadcast does not fit in the memory budget ({} of {} bytes held); \
-                 not sent",
+                "a {}-byte frame for {} sessions does not fit in the memory budget ({} of {} \
+                 bytes held); not sent",
                 frame.len(),
+                keys.len(),
                 self.budget.held(),
                 self.config.memory_budget
             );
@@ -232,7 +281,6 @@ impl<R: Reactor> Core<R> {
         }
         let mut queued = 0;
         let mut slow = Vec::new();
-        let keys: Vec<usize> = self.sids.values().map(|c| c.key).collect();
         for key in keys {
             if self.would_cross_mark(key, frame.len()) {
                 slow.push(key);
@@ -257,7 +305,7 @@ impl<R: Reactor> Core<R> {
             self.close_slow(key);
         }
         log::debug!(
-            "broadcast a {}-byte frame to {queued} sessions",
+            "queued a shared {}-byte frame for {queued} sessions",
             frame.len()
         );
         queued
@@ -299,6 +347,62 @@ impl<R: Reactor> Ops for Core<R> {
                 None => SendStatus::NoSuchSession,
             },
         }
+    }
+
+    fn publish(&mut self, topic: &str, message: &Message) -> usize {
+        // Encoded once: the other loops get the same frame.
+        let frame: Arc<[u8]> = Arc::from(message.to_server_frame());
+        if self.workers.loop_count() > 1 {
+            let name: Arc<str> = Arc::from(topic);
+            for other in (0..self.workers.loop_count()).filter(|&i| i != self.index) {
+                let command = Command::Publish(name.clone(), frame.clone());
+                if let Err(e) = self.workers.push_to(other, command) {
+                    log::warn!("publish not passed to loop {other}: {e}");
+                }
+            }
+        }
+        self.publish_here(topic, &frame)
+    }
+
+    fn send_many(&mut self, sids: &[&str], message: &Message) -> usize {
+        let frame: Arc<[u8]> = Arc::from(message.to_server_frame());
+        let mut here = Vec::new();
+        let mut elsewhere: Vec<Vec<String>> = vec![Vec::new(); self.workers.loop_count()];
+        for sid in sids {
+            match self.lookup(sid) {
+                Some(key) => here.push(key),
+                None => {
+                    if let Some(owner) = self.other_loop_of(sid) {
+                        elsewhere[owner].push(sid.to_string());
+                    }
+                }
+            }
+        }
+        for (owner, sids) in elsewhere.into_iter().enumerate() {
+            if !sids.is_empty() {
+                let command = Command::SendFrame(sids, frame.clone());
+                if let Err(e) = self.workers.push_to(owner, command) {
+                    log::warn!("sends not passed to loop {owner}: {e}");
+                }
+            }
+        }
+        here.sort_unstable();
+        here.dedup();
+        self.queue_shared(here, &frame)
+    }
+
+    fn subscribe(&mut self, sid: &str, topic: &str, join: bool) -> bool {
+        if self.lookup(sid).is_none() {
+            if let Some(owner) = self.other_loop_of(sid) {
+                let command = Command::Subscribe(sid.to_string(), topic.to_string(), join);
+                return self.workers.push_to(owner, command).is_ok();
+            }
+        }
+        self.subscribe_here(sid, topic, join)
+    }
+
+    fn subscribers(&self, topic: &str) -> usize {
+        self.topics.count(topic)
     }
 
     fn broadcast(&mut self, message: &Message) -> usize {

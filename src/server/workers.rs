@@ -75,6 +75,12 @@ pub(crate) enum Command {
     Send(String, Message),
     /// A broadcast's frame, encoded once by whoever broadcast and shared by every loop.
     Broadcast(Arc<[u8]>),
+    /// A frame for the subscribers of a topic on this loop, encoded once and shared.
+    Publish(Arc<str>, Arc<[u8]>),
+    /// A frame for these sids of this loop, encoded once and shared.
+    SendFrame(Vec<String>, Arc<[u8]>),
+    /// Subscribe (true) or unsubscribe the session `sid` of this loop to a topic.
+    Subscribe(String, String, bool),
     Close(String, CloseCode, String),
     Shutdown,
     /// A connection handed over by another loop of the same server: by the accepting loop,
@@ -103,6 +109,11 @@ impl Command {
         match self {
             Command::Send(sid, message) => sid.len() + message.len(),
             Command::Broadcast(frame) => frame.len(),
+            Command::Publish(topic, frame) => topic.len() + frame.len(),
+            Command::SendFrame(sids, frame) => {
+                sids.iter().map(String::len).sum::<usize>() + frame.len()
+            }
+            Command::Subscribe(sid, topic, _) => sid.len() + topic.len(),
             Command::Close(sid, _, reason) => sid.len() + reason.len(),
             Command::Shutdown => 0,
             Command::Adopt { bytes, .. } => bytes.len(),
