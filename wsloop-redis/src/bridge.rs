@@ -180,6 +180,43 @@ impl Bridge {
         })
     }
 
+    /// Queue a message for every session subscribed to `topic`, on every instance: this
+    /// instance's through its [`Handle`] (so they get it even while Redis is down), the
+    /// others' through Redis. As with [`Bridge::broadcast`], each part is tried whatever the
+    /// other's outcome.
+    ///
+    /// Subscriptions stay on the instance that holds the session
+    /// ([`Context::subscribe`](wsloop::server::Context::subscribe),
+    /// [`Handle::subscribe`]): nothing is kept in Redis per subscription, so subscribing costs
+    /// no round trip and a dead instance leaves nothing to clean up. The price: every
+    /// instance receives every publish and looks the topic up in its own loops, where a topic
+    /// without local subscribers costs one map lookup.
+    pub fn publish(&self, topic: &str, message: impl Into<Message>) -> Result<(), BridgeError> {
+        let message = message.into();
+        let here = self.shared.handle.publish(topic, message.clone());
+        let remote = self.publish_remote(topic, message);
+        here?;
+        remote
+    }
+
+    /// Queue a message for the sessions subscribed to `topic` on the *other* instances: for
+    /// a handler that has already published to this instance's subscribers through its
+    /// `Context` (which tells it how many it reached).
+    pub fn publish_remote(
+        &self,
+        topic: &str,
+        message: impl Into<Message>,
+    ) -> Result<(), BridgeError> {
+        self.out(Outgoing::Publish {
+            channel: self.shared.config.events_channel(),
+            envelope: Envelope::Publish {
+                topic: topic.to_string(),
+                message: message.into(),
+                origin: Some(self.shared.config.instance_id.clone()),
+            },
+        })
+    }
+
     /// Queue a message for the session `sid`, on whichever instance holds it (found in the
     /// directory; straight to the [`Handle`] if it is this one).
     pub fn send(&self, sid: &str, message: impl Into<Message>) -> Result<(), BridgeError> {

@@ -1,29 +1,36 @@
 //! The JSON envelope: what travels on the Redis channels.
 //!
-//! Owns: the envelope's three shapes and their JSON, both ways. Must not: talk to Redis or to
+//! Owns: the envelope's four shapes and their JSON, both ways. Must not: talk to Redis or to
 //! the server; the bridge does both.
 //!
 //! ```json
 //! {"type":"broadcast","text":"order 42"}
 //! {"type":"broadcast","binary":"AAEC"}
+//! {"type":"publish","topic":"shop-7","text":"order 42"}
 //! {"type":"send","sid":"7f3a","text":"hello"}
 //! {"type":"close","sid":"7f3a","code":4001,"reason":"logged out"}
 //! ```
 //!
 //! | field | in | meaning |
 //! |---|---|---|
-//! | `type` | all | `broadcast`, `send` or `close` |
-//! | `text` | broadcast, send | a text message (any JSON string) |
-//! | `binary` | broadcast, send | a binary message, standard base64 with padding; exactly one of `text` and `binary` |
+//! | `type` | all | `broadcast`, `publish`, `send` or `close` |
+//! | `text` | broadcast, publish, send | a text message (any JSON string) |
+//! | `binary` | broadcast, publish, send | a binary message, standard base64 with padding; exactly one of `text` and `binary` |
+//! | `topic` | publish | the topic: every instance hands the message to its sessions subscribed to it (any string, as for `Context::subscribe`) |
 //! | `sid` | send, close | the session |
 //! | `code` | close | the close code, one that may be sent (1000-1003, 1007-1014, 3000-4999); default 1000 |
 //! | `reason` | close | the close reason, at most 123 bytes in UTF-8 (longer is cut); default empty |
-//! | `origin` | broadcast | optional: the instance that published it, which skips it (it has already delivered to its own sessions) |
+//! | `origin` | broadcast, publish | optional: the instance that published it, which skips it (it has already delivered to its own sessions) |
 //! | `session` | close | optional: close the sid only while it is still this session of its instance (how a replacement avoids closing a newer connection) |
 //!
+//! A `publish` goes on the events channel, like a broadcast: subscriptions stay with the
+//! instance that holds the session (Redis keeps nothing per subscription), so every instance
+//! gets every publish and delivers it to whichever of its sessions are subscribed, possibly
+//! none. A publisher outside the cluster leaves `origin` out, and every instance delivers.
+//!
 //! Unknown fields are ignored, so a publisher may add its own (a trace id, say). The
-//! envelope is parsed with `serde_json`'s untyped `Value`, not a derive: four fields do not
-//! justify a proc-macro in the build, and the errors stay ours.
+//! envelope is parsed with `serde_json`'s untyped `Value`, not a derive: a handful of fields
+//! do not justify a proc-macro in the build, and the errors stay ours.
 
 use std::fmt;
 
@@ -37,6 +44,15 @@ use wsloop::{CloseCode, Message};
 pub enum Envelope {
     /// Every session of every instance (but `origin`'s, if set).
     Broadcast {
+        /// The message.
+        message: Message,
+        /// The publishing instance, which skips it; `None` from other publishers.
+        origin: Option<String>,
+    },
+    /// Every session subscribed to `topic`, on every instance (but `origin`'s, if set).
+    Publish {
+        /// The topic.
+        topic: String,
         /// The message.
         message: Message,
         /// The publishing instance, which skips it; `None` from other publishers.
@@ -87,6 +103,16 @@ impl Envelope {
         }
     }
 
+    /// A message for a topic's subscribers on every instance, with no origin: what business
+    /// code outside the cluster publishes.
+    pub fn publish(topic: &str, message: impl Into<Message>) -> Envelope {
+        Envelope::Publish {
+            topic: topic.to_string(),
+            message: message.into(),
+            origin: None,
+        }
+    }
+
     /// A message for one session.
     pub fn send(sid: &str, message: impl Into<Message>) -> Envelope {
         Envelope::Send {
@@ -115,6 +141,18 @@ impl Envelope {
         match self {
             Envelope::Broadcast { message, origin } => {
                 object.insert("type".into(), json!("broadcast"));
+                put_message(&mut object, message);
+                if let Some(origin) = origin {
+                    object.insert("origin".into(), json!(origin));
+                }
+            }
+            Envelope::Publish {
+                topic,
+                message,
+                origin,
+            } => {
+                object.insert("type".into(), json!("publish"));
+                object.insert("topic".into(), json!(topic));
                 put_message(&mut object, message);
                 if let Some(origin) = origin {
                     object.insert("origin".into(), json!(origin));
@@ -175,6 +213,11 @@ impl Envelope {
                 message: message()?,
                 origin: string("origin")?.map(str::to_string),
             }),
+            "publish" => Ok(Envelope::Publish {
+                topic: required("topic")?.to_string(),
+                message: message()?,
+                origin: string("origin")?.map(str::to_string),
+            }),
             "send" => Ok(Envelope::Send {
                 sid: required("sid")?.to_string(),
                 message: message()?,
@@ -228,6 +271,13 @@ mod tests {
             message: Message::Binary(vec![0, 1, 2, 255]),
             origin: Some("host-1".into()),
         });
+        round_trip(Envelope::publish("shop-7", "order 42"));
+        round_trip(Envelope::Publish {
+            topic: "room \"ü\" / 1".into(),
+            message: Message::Binary(vec![0, 255]),
+            origin: Some("host-2".into()),
+        });
+        round_trip(Envelope::publish("", Message::Binary(Vec::new())));
         round_trip(Envelope::send("7f3a", "hello \"you\" 订单"));
         round_trip(Envelope::send("7f3a", Message::Binary(Vec::new())));
         round_trip(Envelope::close("7f3a", CloseCode::Private(4001), "bye"));
@@ -248,6 +298,20 @@ mod tests {
         assert_eq!(
             Envelope::from_json(br#"{"type":"broadcast","binary":"AAEC"}"#),
             Ok(Envelope::broadcast(Message::Binary(vec![0, 1, 2])))
+        );
+        assert_eq!(
+            Envelope::from_json(br#"{"type":"publish","topic":"shop-7","text":"order 42"}"#),
+            Ok(Envelope::publish("shop-7", "order 42"))
+        );
+        assert_eq!(
+            Envelope::from_json(
+                br#"{"type":"publish","topic":"shop-7","binary":"AAEC","origin":"b","trace":1}"#
+            ),
+            Ok(Envelope::Publish {
+                topic: "shop-7".into(),
+                message: Message::Binary(vec![0, 1, 2]),
+                origin: Some("b".into()),
+            })
         );
         assert_eq!(
             Envelope::from_json(br#"{"type":"send","sid":"7f3a","text":"hello","trace":1}"#),
@@ -272,6 +336,20 @@ mod tests {
                 "exactly one",
             ),
             (br#"{"type":"broadcast","binary":"%%"}"#, "not base64"),
+            (br#"{"type":"publish","text":"x"}"#, "\"topic\" is missing"),
+            (
+                br#"{"type":"publish","topic":7,"text":"x"}"#,
+                "\"topic\" must be a string",
+            ),
+            (br#"{"type":"publish","topic":"t"}"#, "exactly one"),
+            (
+                br#"{"type":"publish","topic":"t","binary":"%%"}"#,
+                "not base64",
+            ),
+            (
+                br#"{"type":"publish","topic":"t","text":"x","origin":1}"#,
+                "\"origin\" must be a string",
+            ),
             (br#"{"type":"send","text":"x"}"#, "\"sid\" is missing"),
             (br#"{"type":"send","sid":7,"text":"x"}"#, "must be a string"),
             (

@@ -3,13 +3,18 @@
 //! A [`Bridge`] connects one server's [`Handle`](wsloop::server::Handle) to Redis:
 //!
 //! - a broadcast from any instance reaches every session on every instance;
+//! - a publish to a topic from any instance reaches the sessions subscribed to it on every
+//!   instance ([`Bridge::publish`]; sessions subscribe through their instance's
+//!   [`Context`](wsloop::server::Context::subscribe) or
+//!   [`Handle`](wsloop::server::Handle::subscribe), as on one server);
 //! - a send or close for a sid reaches the instance that holds it, found in a directory in
 //!   Redis (sid → instance), whose entries expire when their instance stops refreshing them;
 //! - a sid opened on a second instance replaces the first session, which its instance closes
 //!   with 4000 "replaced", as one server does for a duplicate sid;
 //! - business code anywhere, in any language, can `PUBLISH` a JSON [`Envelope`] on the events
 //!   channel:
-//!   `redis-cli PUBLISH wsloop:events '{"type":"broadcast","text":"order 42"}'`.
+//!   `redis-cli PUBLISH wsloop:events '{"type":"broadcast","text":"order 42"}'`, or
+//!   `'{"type":"publish","topic":"shop-7","text":"order 42"}'` for one topic's subscribers.
 //!
 //! ```no_run
 //! use wsloop::server::{Handler, Server};
@@ -31,7 +36,7 @@
 //!
 //! | name | kind | what |
 //! |---|---|---|
-//! | `wsloop:events` | channel | every instance listens; broadcasts, and sends and closes from business code |
+//! | `wsloop:events` | channel | every instance listens; broadcasts, publishes to topics, and sends and closes from business code |
 //! | `wsloop:instance:{id}` | channel | one instance listens; sends and closes routed to it through the directory |
 //! | `wsloop:sid:{sid}` | string key, TTL | `{id}#{session}`: the instance holding the sid, and that instance's number for the session |
 //!
@@ -39,6 +44,18 @@
 //! (each knows its own sessions), so a publisher needs no directory lookup. The bridge's own
 //! [`Bridge::send`] and [`Bridge::close`] look the sid up and publish to that instance's
 //! channel only. The envelope's fields are in [`envelope`].
+//!
+//! # Topics
+//!
+//! Subscriptions stay local: each instance knows which of its own sessions follow which
+//! topic (its loops keep that, and end it with the session), and Redis holds nothing per
+//! subscription. A publish goes on the events channel, every instance receives it and hands
+//! it to its subscribers, if any. Why: subscribing and unsubscribing cost no Redis round trip
+//! (they happen on the loop, at once, even while Redis is down), and an instance that dies
+//! leaves no subscription behind to expire or clean up. The price is that every instance
+//! receives every publish, even for a topic none of its sessions follows (a lookup in each
+//! of its loops, and the frame encoded once); per-topic channels would spare that at the
+//! cost of a `SUBSCRIBE` per first subscriber and state to repair after each reconnection.
 //!
 //! # Time bounds
 //!

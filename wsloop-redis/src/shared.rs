@@ -137,6 +137,18 @@ impl Shared {
                 }
                 self.handle.broadcast(message)
             }
+            Envelope::Publish {
+                topic,
+                message,
+                origin,
+            } => {
+                if origin.as_deref() == Some(me) {
+                    return; // delivered here when it was published
+                }
+                // Subscriptions are this instance's own: the loops know which of their
+                // sessions follow `topic` (none, often), Redis does not.
+                self.handle.publish(&topic, message)
+            }
             Envelope::Send { sid, message } => {
                 if self.session_of(&sid).is_none() {
                     log::debug!("send to {sid}: not open here");

@@ -398,7 +398,9 @@ impl Writer {
             Outgoing::Route(envelope) => {
                 let sid = match &envelope {
                     Envelope::Send { sid, .. } | Envelope::Close { sid, .. } => sid.clone(),
-                    Envelope::Broadcast { .. } => unreachable!("broadcasts are not routed"),
+                    Envelope::Broadcast { .. } | Envelope::Publish { .. } => {
+                        unreachable!("broadcasts and publishes are not routed")
+                    }
                 };
                 match self.io("GET", |conn, config| directory::lookup(conn, config, &sid)) {
                     Ok(None) => log::info!("no instance holds {sid}: dropped a send or close"),
