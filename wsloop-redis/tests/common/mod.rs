@@ -180,8 +180,11 @@ pub enum Seen {
     Close(String, CloseReason),
 }
 
-/// The application's handler on each instance: reports opens and closes, and broadcasts
-/// through the bridge from inside the loop, as the dashboard does.
+/// The application's handler on each instance: reports opens and closes, broadcasts and
+/// publishes through the bridge from inside the loop, as the dashboard does, and lets a
+/// page join and leave topics (`join {topic}`, `leave {topic}`, answered `joined {topic}`,
+/// `left {topic}` once done).
+#[derive(Clone)]
 struct App {
     bridge: Bridge,
     seen: Sender<Seen>,
@@ -192,16 +195,48 @@ impl Handler for App {
         let _ = self.seen.send(Seen::Open(sid.into()));
     }
 
+    fn on_message(&mut self, ctx: &mut Context<'_>, sid: &str, message: Message) {
+        let Message::Text(text) = message else {
+            return;
+        };
+        if let Some(topic) = text.strip_prefix("join ") {
+            ctx.subscribe(sid, topic);
+            ctx.send(sid, format!("joined {topic}"));
+        } else if let Some(topic) = text.strip_prefix("leave ") {
+            ctx.unsubscribe(sid, topic);
+            ctx.send(sid, format!("left {topic}"));
+        }
+    }
+
     fn on_close(&mut self, _ctx: &mut Context<'_>, sid: &str, reason: &CloseReason) {
         let _ = self.seen.send(Seen::Close(sid.into(), reason.clone()));
     }
 
-    fn on_request(&mut self, _ctx: &mut Context<'_>, request: &HttpRequest) -> HttpResponse {
+    fn on_request(&mut self, ctx: &mut Context<'_>, request: &HttpRequest) -> HttpResponse {
         match (request.method(), request.path()) {
             ("POST", "/broadcast") => {
                 let text = String::from_utf8_lossy(request.body()).into_owned();
                 match self.bridge.broadcast(text) {
                     Ok(()) => HttpResponse::text(200, "queued"),
+                    Err(e) => HttpResponse::text(503, &e.to_string()),
+                }
+            }
+            ("POST", path) if path.starts_with("/publish/") => {
+                // Every instance's subscribers, through the bridge.
+                let topic = &path["/publish/".len()..];
+                let text = String::from_utf8_lossy(request.body()).into_owned();
+                match self.bridge.publish(topic, text) {
+                    Ok(()) => HttpResponse::text(200, "queued"),
+                    Err(e) => HttpResponse::text(503, &e.to_string()),
+                }
+            }
+            ("POST", path) if path.starts_with("/publish-here/") => {
+                // This instance's subscribers, counted, then the others' through Redis.
+                let topic = &path["/publish-here/".len()..];
+                let text = String::from_utf8_lossy(request.body()).into_owned();
+                let here = ctx.publish(topic, text.as_str());
+                match self.bridge.publish_remote(topic, text) {
+                    Ok(()) => HttpResponse::json(200, &format!(r#"{{"delivered":{here}}}"#)),
                     Err(e) => HttpResponse::text(503, &e.to_string()),
                 }
             }
@@ -231,10 +266,20 @@ pub fn config(redis_url: &str, id: &str) -> Config {
 }
 
 impl Instance {
+    /// An instance with one event loop.
     pub fn start(config: Config) -> Instance {
+        Self::start_loops(config, 1)
+    }
+
+    /// An instance with `loops` event loops (`ServerConfig::workers`), each with its own
+    /// wrapped handler.
+    pub fn start_loops(config: Config, loops: usize) -> Instance {
         let server = Server::builder()
             .bind("127.0.0.1:0")
-            .configure(|c| c.close_timeout = Duration::from_secs(1))
+            .configure(|c| {
+                c.close_timeout = Duration::from_secs(1);
+                c.workers = loops;
+            })
             .build()
             .expect("bind");
         let addr = server.local_addr().unwrap();
@@ -245,7 +290,14 @@ impl Instance {
             bridge: bridge.clone(),
             seen: tx,
         };
-        let (handle, thread) = server.spawn(bridge.wrap(app)).unwrap();
+        let (handle, thread) = if loops == 1 {
+            server.spawn(bridge.wrap(app)).unwrap()
+        } else {
+            let wrapper = bridge.clone();
+            server
+                .spawn_each(move |_| wrapper.wrap(app.clone()))
+                .unwrap()
+        };
         assert!(bridge.wait_connected(WAIT), "{id} did not reach Redis");
         Instance {
             id,
@@ -294,6 +346,30 @@ impl Drop for Instance {
             self.bridge.stop();
         }
     }
+}
+
+/// Ask the page to join `topic`; returns once its loop has subscribed it.
+pub fn join(page: &mut Client, topic: &str) {
+    page.send_text(&format!("join {topic}")).expect("send join");
+    assert_eq!(text(page), format!("joined {topic}"));
+}
+
+/// Ask the page to leave `topic`; returns once its loop has unsubscribed it.
+pub fn leave(page: &mut Client, topic: &str) {
+    page.send_text(&format!("leave {topic}"))
+        .expect("send leave");
+    assert_eq!(text(page), format!("left {topic}"));
+}
+
+/// `POST {path}` with `body` to `addr`; returns the whole answer.
+pub fn post(addr: SocketAddr, path: &str, body: &str) -> String {
+    http(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
 }
 
 /// Raw HTTP: send `request`, read the whole answer.
