@@ -15,7 +15,7 @@ use crate::handshake::Request;
 use super::core::Core;
 use super::handler::{Handler, Ops, SendStatus};
 use super::http::status_response;
-use super::transport::Reactor;
+use super::transport::{Reactor, Socket};
 use super::workers::{AddressTicket, Command};
 
 /// How often one connection may be handed from loop to loop before it is served where it is
@@ -71,7 +71,7 @@ impl<R: Reactor> Core<R> {
             Ok(ticket) => ticket,
             Err(refusal) => return self.refuse(socket, peer, refusal),
         };
-        let Some(socket) = R::into_tcp(socket) else {
+        let Some(socket) = R::into_socket(socket) else {
             return;
         };
         let command = Command::Adopt {
@@ -94,13 +94,13 @@ impl<R: Reactor> Core<R> {
     fn adopt<H: Handler>(
         &mut self,
         handler: &mut H,
-        socket: mio::net::TcpStream,
+        socket: Socket,
         peer: SocketAddr,
         bytes: &[u8],
         hops: u8,
         ticket: Option<AddressTicket>,
     ) {
-        let added = match R::from_tcp(socket) {
+        let added = match R::from_socket(socket) {
             Some(_) if self.shutdown_deadline.is_some() => {
                 log::debug!("shutting down: connection from {peer} closed");
                 None
@@ -162,7 +162,7 @@ impl<R: Reactor> Core<R> {
             "{} lives on loop {owner}: handing {peer} over",
             sid.escape_debug()
         );
-        let Some(socket) = R::into_tcp(conn.socket) else {
+        let Some(socket) = R::into_socket(conn.socket) else {
             return false;
         };
         self.workers.add_connection(owner);
@@ -225,7 +225,7 @@ mod tests {
                        Sec-WebSocket-Version: 13\r\n\r\n";
         handle.workers().add_connection(0);
         let command = Command::Adopt {
-            socket: mio::net::TcpStream::from_std(socket),
+            socket: mio::net::TcpStream::from_std(socket).into(),
             peer,
             bytes: request.as_bytes().to_vec(),
             hops: MAX_HOPS,

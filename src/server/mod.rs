@@ -133,6 +133,8 @@ pub mod route;
 #[doc(hidden)]
 pub mod sim;
 mod timer;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 mod workers;
 
@@ -142,3 +144,5 @@ pub use handle::{Handle, HandleError, COMMAND_QUEUE_BYTES, COMMAND_QUEUE_LIMIT};
 pub use handler::{CloseReason, Context, Handler, SendStatus};
 pub use http::{HttpRequest, HttpResponse};
 pub use route::Route;
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;
