@@ -10,6 +10,8 @@
 //! - `--idle-timeout SECS`: silence before the server pings a client (default 30 s).
 //! - `--max-per-ip N`: most connections from one client address (default 0, no limit: the
 //!   Autobahn fuzzing client opens every case's connection from 127.0.0.1).
+//! - `--tls-cert FILE --tls-key FILE`: serve wss:// only, with this PEM certificate chain and
+//!   key. Needs `--features tls` (`cargo run --example gen_cert` writes a self-signed pair).
 //!
 //! Pings and Autobahn: the server pings a client only after `idle_timeout` without a byte
 //! from it. During a case the fuzzing client is never silent that long (it sends the next
@@ -24,6 +26,8 @@
 
 #[path = "common/shutdown.rs"]
 mod shutdown;
+#[path = "common/tls.rs"]
+mod tls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -45,6 +49,7 @@ struct Args {
     deflate: bool,
     idle_timeout: Option<Duration>,
     max_per_ip: usize,
+    tls: tls::TlsFlags,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -53,6 +58,7 @@ fn parse_args() -> Result<Args, String> {
         deflate: false,
         idle_timeout: None,
         max_per_ip: 0,
+        tls: tls::TlsFlags::default(),
     };
     let mut words = std::env::args().skip(1);
     while let Some(word) = words.next() {
@@ -73,6 +79,7 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|_| format!("--max-per-ip {n:?}: not a number (0 = no limit)"))?;
             }
+            flag if args.tls.parse(flag, &mut || words.next())? => {}
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             addr => args.addr = addr.into(),
         }
@@ -115,8 +122,10 @@ fn main() -> std::io::Result<()> {
     if args.deflate {
         builder = with_deflate(builder).unwrap_or_else(|e| fail(e));
     }
+    builder = args.tls.apply(builder).unwrap_or_else(|e| fail(e));
     let server = builder.build()?;
     shutdown::on_signals(server.handle())?;
-    println!("echo server on ws://{}", server.local_addr()?);
+    let scheme = if args.tls.on() { "wss" } else { "ws" };
+    println!("echo server on {scheme}://{}", server.local_addr()?);
     server.run(Echo)
 }
