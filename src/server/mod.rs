@@ -100,7 +100,8 @@
 //! | `deadline.rs` | the deadline policy, pure: when a connection is due, and for what |
 //! | `connection.rs` | one connection's phase, write queue and timing fields |
 //! | `timer.rs` | deadlines in a heap, so a wake-up never scans every connection |
-//! | `transport.rs` | the seam to sockets and the poller (mio, or in-memory pipes) |
+//! | `transport.rs` | the seam to sockets and the poller (mio, or in-memory pipes); a mio connection's `Socket`, plain or TLS |
+//! | `tls.rs` | `TlsConfig`, the slot reloads replace, a socket behind rustls (feature `tls`) |
 //! | `sim.rs` | the same core over in-memory pipes and a manual clock, for fuzzing (feature `fuzzing`) |
 //!
 //! The data path: `event_loop.rs` polls; a readable connection goes to `input.rs`, which
@@ -111,7 +112,7 @@
 //! fires deadlines (`deadline.rs` decides, `timer.rs` holds them), flushes and steps a
 //! shutdown. `sim.rs` drives the same core and the same step without sockets.
 //!
-//! The imports among these files form a DAG, lowest first: `transport`, `timer`, `route`,
+//! The imports among these files form a DAG, lowest first: `tls` < `transport`, `timer`, `route`,
 //! `config`, `workers` < `handle` < `http` < `handler` < `connection` < `deadline` < `core` <
 //! `input`, `output`, `http_fallback`, `handover` < `event_loop`, `sim` < `builder`.
 
