@@ -107,7 +107,7 @@ impl Client {
     }
 
     /// Connect to a `ws://` URL (or `wss://`, feature `tls`: TLS with SNI, verified
-    /// against [`ClientConfig::tls`]) with `config` and do the opening handshake (§4.1).
+    /// against `ClientConfig::tls`) with `config` and do the opening handshake (§4.1).
     pub fn connect_with(url: &str, config: &ClientConfig) -> Result<Client, ClientError> {
         let target = Target::parse(url)?;
         let url = &target.url;

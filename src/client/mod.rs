@@ -32,8 +32,8 @@
 //!
 //! **`wss://`** (feature `tls`): the same over TLS (rustls, `stream.rs` and `tls.rs`); the
 //! session sees only plaintext. The server's certificate is verified against
-//! [`ClientConfig::tls`] (default: the usual public roots), for the URL's host (sent as SNI);
-//! a certificate that does not verify fails [`Client::connect`] with [`ClientError::Tls`].
+//! `ClientConfig::tls` (default: the usual public roots), for the URL's host (sent as SNI);
+//! a certificate that does not verify fails [`Client::connect`] with `ClientError::Tls`.
 //!
 //! [`Session`]: crate::session::Session
 //! [`Role::Client`]: crate::session::Role::Client
