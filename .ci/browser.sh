@@ -7,9 +7,10 @@
 # Idempotent: a second run installs nothing new. Bounded: every step runs under `timeout`,
 # and the dashboard processes the test started are killed by the PIDs it recorded.
 #
-# Then the same over https and wss (feature `tls`, tests/browser/dashboard_tls.test.mjs): the
-# dashboard built with `--features tls`, with a self-signed certificate from the gen_cert
-# example that Chromium is told to trust by its key.
+# Then the same over https and wss (tests/browser/dashboard_tls.test.mjs): the example is
+# built with `--features tls` (without its TLS flags it is the plain dashboard, so one build
+# serves both tests), with a self-signed certificate from the gen_cert example that Chromium
+# is told to trust by its key.
 #
 # Leaves target/browser/dashboard.png (the page with its popups), target/browser/*.log (what
 # each dashboard process printed) and target/browser/console.log (the page's console).
@@ -21,18 +22,16 @@ note() { echo "--- browser: $* ($(($(date +%s) - started)) s)"; }
 
 out=$root/target/browser
 bin=$root/target/release/examples/dashboard
-plain_bin=$bin
 mkdir -p "$out"
 
 cleanup() {
     # Normally the test has already stopped them; this catches a test killed by its timeout.
     # Only a PID that still runs the dashboard binary is killed (PIDs get reused).
-    local pid exe
+    local pid
     [ -f "$out/dashboard.pids" ] || return 0
     while read -r pid; do
         [ -n "$pid" ] || continue
-        exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
-        if [ "$exe" = "$plain_bin" ] || [ "$exe" = "$out/dashboard-tls" ]; then
+        if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$bin" ]; then
             kill -KILL "$pid" 2>/dev/null || true
         fi
     done <"$out/dashboard.pids"
@@ -75,9 +74,9 @@ else
     note "playwright-core $have already installed"
 fi
 
-# --- The example, in release --------------------------------------------------------------------
-note "cargo build --release --example dashboard"
-timeout 1200 cargo build --release --example dashboard
+# --- The example, in release, with TLS ------------------------------------------------------------
+note "cargo build --release --features tls --example dashboard --example gen_cert"
+timeout 1200 cargo build --release --features tls --example dashboard --example gen_cert
 
 # --- The test ----------------------------------------------------------------------------------
 note "node dashboard.test.mjs"
@@ -85,11 +84,7 @@ export WSLOOP_DASHBOARD_BIN=$bin CHROMIUM=/usr/bin/chromium WSLOOP_BROWSER_OUT=$
 (cd tests/browser && timeout --kill-after=10 300 node dashboard.test.mjs)
 note "passed; screenshot: target/browser/dashboard.png"
 
-# --- The same over https/wss ---------------------------------------------------------------------
-note "cargo build --release --features tls --example dashboard --example gen_cert"
-timeout 1200 cargo build --release --features tls --example dashboard --example gen_cert
-cp "$bin" "$out/dashboard-tls"
-bin=$out/dashboard-tls
+# --- The same over https/wss -----------------------------------------------------------------------
 timeout 60 "$root/target/release/examples/gen_cert" "$out/tls" localhost 127.0.0.1 >/dev/null
 note "node dashboard_tls.test.mjs"
 export WSLOOP_DASHBOARD_TLS_BIN=$bin WSLOOP_TLS_CERT=$out/tls/cert.pem WSLOOP_TLS_KEY=$out/tls/key.pem
