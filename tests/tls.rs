@@ -474,3 +474,26 @@ fn a_client_that_never_reads_through_tls_is_closed_and_the_others_get_everything
     );
     server.stop();
 }
+
+#[test]
+fn a_tls_connection_handed_to_another_loop_with_bytes_pipelined_keeps_them() {
+    // Two loops: the second connection for a sid lands on the loop that does not hold it and
+    // is handed over, TLS state and all, with more pipelined frames than one read takes.
+    let server = TlsServer::start(|c| {
+        c.workers = 2;
+        c.read_buffer_size = 4096;
+    });
+    let _first = server.connect("dup");
+    let mut second = server.raw();
+    let mut bytes = upgrade_request("/ws/dup", "").into_bytes();
+    let payloads: Vec<Vec<u8>> = (1..4u8).map(|i| vec![i; 4_000]).collect();
+    for p in &payloads {
+        bytes.extend(masked(0x82, p));
+    }
+    second.write_all(&bytes).unwrap();
+    assert!(read_head(&mut second).starts_with("HTTP/1.1 101 "));
+    for p in &payloads {
+        assert_eq!(try_read_frame(&mut second), Some((0x82, p.clone())));
+    }
+    server.stop();
+}

@@ -15,6 +15,7 @@ use crate::handshake::Request;
 use super::core::Core;
 use super::handler::{Handler, Ops, SendStatus};
 use super::http::status_response;
+use super::timer::ConnRef;
 use super::transport::{Reactor, Socket};
 use super::workers::{AddressTicket, Command};
 
@@ -116,6 +117,12 @@ impl<R: Reactor> Core<R> {
         self.conns[key].address_ticket = ticket;
         if !bytes.is_empty() {
             self.on_data(handler, key, bytes);
+        }
+        // A TLS stream may hold decrypted bytes the other loop had no room to read, which no
+        // readiness event will announce here: read once after the step.
+        if let Some(conn) = self.conns.get(key) {
+            let generation = conn.generation;
+            self.read_again.push(ConnRef { key, generation });
         }
     }
 
