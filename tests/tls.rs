@@ -497,3 +497,36 @@ fn a_tls_connection_handed_to_another_loop_with_bytes_pipelined_keeps_them() {
     }
     server.stop();
 }
+
+#[test]
+fn a_ping_flood_through_tls_from_a_client_that_never_reads_is_held_back() {
+    let server = TlsServer::start(|c| {
+        c.max_queued_bytes = 64 << 10;
+        c.idle_timeout = Duration::from_millis(300);
+        c.pong_timeout = Duration::from_millis(300);
+    });
+    let mut s = server.raw_session("flood");
+    // Pings, never reading the pongs: once the queue is over the mark the server stops
+    // reading (rustls included), so our writes block instead of the server's memory growing.
+    s.sock
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let ping = masked(0x89, &[0u8; 125]);
+    let mut sent = 0usize;
+    for _ in 0..200_000 {
+        match s.write_all(&ping) {
+            Ok(()) => sent += 1,
+            Err(_) => break,
+        }
+    }
+    assert!(sent < 200_000, "the flood was never held back");
+    assert_eq!(
+        server.wait_for(|s| matches!(s, Seen::Close(..))),
+        Seen::Close("flood".into(), CloseReason::WriteQueueFull)
+    );
+    drop(s);
+    let mut after = server.connect("after");
+    after.send_text("hi").unwrap();
+    assert_eq!(after.recv().unwrap(), Message::Text("hi".into()));
+    server.stop();
+}
