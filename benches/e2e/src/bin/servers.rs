@@ -72,7 +72,7 @@ fn main() {
                 eprintln!(
                     "usage: servers wsloop|wsloop-deflate|wsloop-deflate-low|tungstenite|\
                      tokio-tungstenite|fastwebsockets|raw-tcp|wsloop-wN|tokio-tungstenite-mtN|\
-                     raw-tcp-wN --addr HOST:PORT"
+                     raw-tcp-wN|wsloop-tls|tokio-tungstenite-tls --addr HOST:PORT"
                 );
                 std::process::exit(2);
             }
