@@ -7,6 +7,11 @@
 # Idempotent: a second run installs nothing new. Bounded: every step runs under `timeout`,
 # and the dashboard processes the test started are killed by the PIDs it recorded.
 #
+# Then the same over https and wss (tests/browser/dashboard_tls.test.mjs): the example is
+# built with `--features tls` (without its TLS flags it is the plain dashboard, so one build
+# serves both tests), with a self-signed certificate from the gen_cert example that Chromium
+# is told to trust by its key.
+#
 # Leaves target/browser/dashboard.png (the page with its popups), target/browser/*.log (what
 # each dashboard process printed) and target/browser/console.log (the page's console).
 set -euo pipefail
@@ -69,12 +74,19 @@ else
     note "playwright-core $have already installed"
 fi
 
-# --- The example, in release --------------------------------------------------------------------
-note "cargo build --release --example dashboard"
-timeout 1200 cargo build --release --example dashboard
+# --- The example, in release, with TLS ------------------------------------------------------------
+note "cargo build --release --features tls --example dashboard --example gen_cert"
+timeout 1200 cargo build --release --features tls --example dashboard --example gen_cert
 
 # --- The test ----------------------------------------------------------------------------------
 note "node dashboard.test.mjs"
 export WSLOOP_DASHBOARD_BIN=$bin CHROMIUM=/usr/bin/chromium WSLOOP_BROWSER_OUT=$out
 (cd tests/browser && timeout --kill-after=10 300 node dashboard.test.mjs)
 note "passed; screenshot: target/browser/dashboard.png"
+
+# --- The same over https/wss -----------------------------------------------------------------------
+timeout 60 "$root/target/release/examples/gen_cert" "$out/tls" localhost 127.0.0.1 >/dev/null
+note "node dashboard_tls.test.mjs"
+export WSLOOP_DASHBOARD_TLS_BIN=$bin WSLOOP_TLS_CERT=$out/tls/cert.pem WSLOOP_TLS_KEY=$out/tls/key.pem
+(cd tests/browser && timeout --kill-after=10 120 node dashboard_tls.test.mjs)
+note "passed over https/wss"

@@ -17,6 +17,8 @@
 //! Limits: 64 MiB per message and frame and a 4 MiB write-queue mark, set here rather than
 //! taken from the library (whose defaults are 1 MiB): Autobahn sends 16 MiB messages, and
 //! these are the limits this testee has always had.
+//! - `--tls-cert FILE --tls-key FILE`: serve wss:// only, with this PEM certificate chain and
+//!   key. Needs `--features tls` (`cargo run --example gen_cert` writes a self-signed pair).
 //!
 //! Pings and Autobahn: the server pings a client only after `idle_timeout` without a byte
 //! from it. During a case the fuzzing client is never silent that long (it sends the next
@@ -31,6 +33,8 @@
 
 #[path = "common/shutdown.rs"]
 mod shutdown;
+#[path = "common/tls.rs"]
+mod tls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -53,6 +57,7 @@ struct Args {
     idle_timeout: Option<Duration>,
     max_per_ip: usize,
     memory_budget: Option<usize>,
+    tls: tls::TlsFlags,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -62,6 +67,7 @@ fn parse_args() -> Result<Args, String> {
         idle_timeout: None,
         max_per_ip: 0,
         memory_budget: None,
+        tls: tls::TlsFlags::default(),
     };
     let mut words = std::env::args().skip(1);
     while let Some(word) = words.next() {
@@ -91,6 +97,7 @@ fn parse_args() -> Result<Args, String> {
                         .map_err(|_| format!("--memory-budget {n:?}: not a number of bytes"))?,
                 );
             }
+            flag if args.tls.parse(flag, &mut || words.next())? => {}
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             addr => args.addr = addr.into(),
         }
@@ -140,8 +147,10 @@ fn main() -> std::io::Result<()> {
     if args.deflate {
         builder = with_deflate(builder).unwrap_or_else(|e| fail(e));
     }
+    builder = args.tls.apply(builder).unwrap_or_else(|e| fail(e));
     let server = builder.build()?;
     shutdown::on_signals(server.handle())?;
-    println!("echo server on ws://{}", server.local_addr()?);
+    let scheme = if args.tls.on() { "wss" } else { "ws" };
+    println!("echo server on {scheme}://{}", server.local_addr()?);
     server.run(Echo)
 }

@@ -28,7 +28,8 @@
 //!
 //! Features: `server` and `client` (default, both need `std`); `std` (error traits, OS
 //! randomness for client masking keys); `deflate` (permessage-deflate, RFC 7692, with
-//! `flate2`); `fuzzing` (the server over in-memory pipes, for fuzz targets only). Every limit
+//! `flate2`); `tls` (https/wss for the server, `wss://` for the client, with rustls in the
+//! I/O layer only; see `server::TlsConfig` and `client::ClientTls`); `fuzzing` (the server over in-memory pipes, for fuzz targets only). Every limit
 //! is a documented field of [`server::ServerConfig`], [`SessionLimits`] or
 //! [`handshake::Limits`], with its default and why.
 //!

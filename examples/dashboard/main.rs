@@ -10,6 +10,8 @@
 //! curl -X POST http://127.0.0.1:8080/orders/43/placed     # a new-order alert
 //! curl -X POST -d 'hello' http://127.0.0.1:8080/send/<sid>
 //! cargo run --release --example dashboard -- 127.0.0.1:8080 --simulate
+//! cargo run --example gen_cert                            # writes cert.pem and key.pem
+//! cargo run --release --features tls --example dashboard -- --tls-cert cert.pem --tls-key key.pem
 //! ```
 //!
 //! One instance can run several event loops, one thread each (`--workers 4`): pages spread
@@ -221,7 +223,7 @@ fn simulate_orders(handle: Handle, cluster: Option<Bridge>) {
 }
 
 /// `[ADDR] [--bind ADDR] [--workers N] [--redis URL] [--simulate] [--allow-host NAME[:PORT]]...
-/// [--token T] [--max-per-ip N]`.
+/// [--token T] [--max-per-ip N] [--tls-cert FILE --tls-key FILE]`.
 struct Args {
     addr: String,
     workers: usize,
@@ -235,7 +237,12 @@ struct Args {
     max_per_ip: usize,
     /// `--memory-budget`: `ServerConfig::memory_budget` (the library's default otherwise).
     memory_budget: Option<usize>,
+    /// `--tls-cert`, `--tls-key`: https and wss only (feature `tls`).
+    tls: tls::TlsFlags,
 }
+
+#[path = "../common/tls.rs"]
+mod tls;
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -247,6 +254,7 @@ fn parse_args() -> Result<Args, String> {
         token: None,
         max_per_ip: DEFAULT_MAX_PER_IP,
         memory_budget: None,
+        tls: tls::TlsFlags::default(),
     };
     let mut rest = std::env::args().skip(1);
     while let Some(arg) = rest.next() {
@@ -286,6 +294,7 @@ fn parse_args() -> Result<Args, String> {
                         .map_err(|_| "--memory-budget needs a number of bytes".to_string())?,
                 )
             }
+            flag if args.tls.parse(flag, &mut || rest.next())? => {}
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             addr => args.addr = addr.to_string(),
         }
@@ -299,11 +308,11 @@ fn main() -> std::io::Result<()> {
         eprintln!(
             "dashboard: {e}\nusage: dashboard [ADDR] [--bind ADDR] [--workers N] [--redis URL] \
              [--simulate] [--allow-host NAME[:PORT]]... [--token T] [--max-per-ip N] \
-             [--memory-budget BYTES]"
+             [--memory-budget BYTES] [--tls-cert FILE --tls-key FILE]"
         );
         std::process::exit(2);
     });
-    let server = Server::builder()
+    let builder = Server::builder()
         .bind(args.addr)
         .workers(args.workers)
         .configure(|c| {
@@ -316,15 +325,22 @@ fn main() -> std::io::Result<()> {
                 c.memory_budget = budget;
             }
         })
-        .route_fn(upgrade_route)
-        .build()?;
+        .route_fn(upgrade_route);
+    let builder = args.tls.apply(builder).unwrap_or_else(|e| {
+        eprintln!("dashboard: {e}");
+        std::process::exit(2);
+    });
+    let server = builder.build()?;
     // SIGTERM/SIGINT: graceful shutdown (Close 1001, on_close; with --redis the bridge then
     // stops and removes this instance's entries); a second signal exits at once.
     #[path = "../common/shutdown.rs"]
     mod shutdown;
     shutdown::on_signals(server.handle())?;
     let local = server.local_addr()?;
-    println!("dashboard on http://{local}/  (try: curl -X POST http://{local}/orders/42/remind)");
+    let http = if args.tls.on() { "https" } else { "http" };
+    println!(
+        "dashboard on {http}://{local}/  (try: curl -X POST {http}://{local}/orders/42/remind)"
+    );
     let access = ACCESS.get_or_init(|| Access::new(local, &args.allow_hosts, args.token.clone()));
     log::info!(
         "allowed hosts: {}; POSTs {}",

@@ -82,12 +82,20 @@ impl ClientBuilder {
         self
     }
 
+    /// Verify `wss://` servers against these roots (feature `tls`); see
+    /// [`ClientConfig::tls`].
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: super::tls::ClientTls) -> Self {
+        self.config.tls = Some(tls);
+        self
+    }
+
     /// The configuration built so far.
     pub fn config(&self) -> &ClientConfig {
         &self.config
     }
 
-    /// Connect to a `ws://` URL with this configuration.
+    /// Connect to a `ws://` (or `wss://`, feature `tls`) URL with this configuration.
     pub fn connect(&self, url: &str) -> Result<Client, ClientError> {
         Client::connect_with(url, &self.config)
     }

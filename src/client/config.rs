@@ -42,6 +42,12 @@ pub struct ClientConfig {
     /// [`ClientHandshakeError::Deflate`]: crate::handshake::ClientHandshakeError::Deflate
     #[cfg(feature = "deflate")]
     pub deflate: Option<crate::deflate::DeflateConfig>,
+    /// The roots `wss://` servers are verified against (feature `tls`); `None` uses
+    /// [`ClientTls::platform`], the usual public roots. Default `None`.
+    ///
+    /// [`ClientTls::platform`]: super::ClientTls::platform
+    #[cfg(feature = "tls")]
+    pub tls: Option<super::tls::ClientTls>,
 }
 
 impl Default for ClientConfig {
@@ -55,6 +61,8 @@ impl Default for ClientConfig {
             close_timeout: Duration::from_secs(5),
             #[cfg(feature = "deflate")]
             deflate: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }

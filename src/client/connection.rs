@@ -6,14 +6,15 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use super::config::ClientConfig;
-use super::error::{is_timeout, ClientError};
+use super::error::{is_timeout, time_left, ClientError};
+use super::stream::{Stream, Target};
 use crate::close::{CloseCode, CloseFrame};
 use crate::error::ProtocolError;
-use crate::handshake::{ClientHandshake, Url};
+use crate::handshake::ClientHandshake;
 use crate::mask::KeyGenerator;
 use crate::session::{Event, Message, Role, Session};
 
@@ -72,7 +73,7 @@ enum Wait {
 /// ```
 pub struct Client {
     /// `None` once the connection has ended.
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
     session: Session,
     /// The one read buffer; `buf[pos..filled]` was read but not yet fed to the session.
     buf: Vec<u8>,
@@ -98,29 +99,37 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connect to a `ws://host[:port][/path]` URL with the default [`ClientConfig`] and do
-    /// the opening handshake (§4.1).
+    /// Connect to a `ws://host[:port][/path]` URL (or, feature `tls`, `wss://`, verified
+    /// against the usual public roots) with the default [`ClientConfig`] and do the opening
+    /// handshake (§4.1).
     pub fn connect(url: &str) -> Result<Client, ClientError> {
         Client::connect_with(url, &ClientConfig::default())
     }
 
-    /// Connect to a `ws://` URL with `config` and do the opening handshake (§4.1).
+    /// Connect to a `ws://` URL (or `wss://`, feature `tls`: TLS with SNI, verified
+    /// against `ClientConfig::tls`) with `config` and do the opening handshake (§4.1).
     pub fn connect_with(url: &str, config: &ClientConfig) -> Result<Client, ClientError> {
-        let url = Url::parse(url)?;
+        let target = Target::parse(url)?;
+        let url = &target.url;
         let deadline = config.connect_timeout.map(|t| Instant::now() + t);
-        let mut stream = open_tcp(&url, deadline)?;
-        stream.set_nodelay(true)?;
+        let tcp = open_tcp(&url.host, target.port, deadline)?;
+        tcp.set_nodelay(true)?;
+        let mut stream = if target.secure {
+            secure(tcp, &url.host, config, deadline)?
+        } else {
+            Stream::Plain(tcp)
+        };
 
         // §4.1: a fresh random nonce for each handshake.
         let nonce = KeyGenerator::new().nonce();
         let protocols: Vec<&str> = config.protocols.iter().map(String::as_str).collect();
         #[cfg(feature = "deflate")]
         let (mut handshake, request) = match &config.deflate {
-            Some(deflate) => ClientHandshake::with_deflate(&url, nonce, &protocols, deflate),
-            None => ClientHandshake::new(&url, nonce, &protocols),
+            Some(deflate) => ClientHandshake::with_deflate(url, nonce, &protocols, deflate),
+            None => ClientHandshake::new(url, nonce, &protocols),
         };
         #[cfg(not(feature = "deflate"))]
-        let (mut handshake, request) = ClientHandshake::new(&url, nonce, &protocols);
+        let (mut handshake, request) = ClientHandshake::new(url, nonce, &protocols);
         stream.set_write_timeout(time_left(deadline)?)?;
         stream.write_all(&request)?;
 
@@ -149,7 +158,7 @@ impl Client {
         log::debug!(
             "connected to {}:{}{} (subprotocol {:?})",
             url.host,
-            url.port,
+            target.port,
             url.path,
             protocol
         );
@@ -423,7 +432,8 @@ impl Client {
         let mut written = 0;
         let result = loop {
             if written == output.len() {
-                break Ok(());
+                // Over TLS, records rustls holds after a write timeout.
+                break stream.flush();
             }
             match stream.write(&output[written..]) {
                 Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
@@ -522,8 +532,8 @@ impl Client {
 
     /// The connection is over: drop the socket and remember why (the first reason wins).
     fn finish(&mut self, ended: Ended) {
-        if let Some(stream) = self.stream.take() {
-            let _ = stream.shutdown(Shutdown::Both);
+        if let Some(mut stream) = self.stream.take() {
+            stream.shutdown();
         }
         if self.ended.is_none() {
             self.ended = Some(ended);
@@ -531,27 +541,42 @@ impl Client {
     }
 }
 
-/// The time left before `deadline` (`None`: no deadline), or a `TimedOut` error once it has
-/// passed.
-fn time_left(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
-    let Some(deadline) = deadline else {
-        return Ok(None);
+/// The TLS handshake for a `wss://` URL (feature `tls`).
+#[cfg(feature = "tls")]
+fn secure(
+    tcp: TcpStream,
+    host: &str,
+    config: &ClientConfig,
+    deadline: Option<Instant>,
+) -> Result<Stream, ClientError> {
+    let platform;
+    let tls = match &config.tls {
+        Some(tls) => tls,
+        None => {
+            platform = super::tls::ClientTls::platform();
+            &platform
+        }
     };
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "the connect timeout passed before the handshake completed",
-        ))
-    } else {
-        Ok(Some(left))
-    }
+    let stream = super::tls::connect(tls, host, tcp, deadline)?;
+    Ok(Stream::Tls(Box::new(stream)))
 }
 
-/// Resolve the URL's host and connect to the first address that answers.
-fn open_tcp(url: &Url, deadline: Option<Instant>) -> io::Result<TcpStream> {
+/// Without the `tls` feature, `Target::parse` refuses `wss://` (the core's "wss:// needs
+/// TLS"), so this is never reached with a secure target.
+#[cfg(not(feature = "tls"))]
+fn secure(
+    _tcp: TcpStream,
+    _host: &str,
+    _config: &ClientConfig,
+    _deadline: Option<Instant>,
+) -> Result<Stream, ClientError> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, "wss:// needs the `tls` feature").into())
+}
+
+/// Resolve the host and connect to the first address that answers.
+fn open_tcp(host: &str, port: u16, deadline: Option<Instant>) -> io::Result<TcpStream> {
     let mut last_error = None;
-    for addr in (url.host.as_str(), url.port).to_socket_addrs()? {
+    for addr in (host, port).to_socket_addrs()? {
         let attempt = match time_left(deadline)? {
             Some(left) => TcpStream::connect_timeout(&addr, left),
             None => TcpStream::connect(addr),

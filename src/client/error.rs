@@ -1,10 +1,11 @@
 //! Why an operation of the client did not succeed.
 //!
-//! Owns: [`ClientError`], its text, its source and the conversions into it, and which I/O
-//! errors are timeouts. Must not: decide when a connection ends (the connection does).
+//! Owns: [`ClientError`], its text, its source and the conversions into it, which I/O
+//! errors are timeouts, and the time left before a deadline. Must not: decide when a connection ends (the connection does).
 
 use std::fmt;
 use std::io;
+use std::time::{Duration, Instant};
 
 use crate::close::CloseFrame;
 use crate::error::ProtocolError;
@@ -32,6 +33,11 @@ pub enum ClientError {
     /// The session refused to send this (e.g. a control payload over 125 bytes, a close code
     /// that may not be sent, or data after our Close).
     Send(SendError),
+    /// The TLS handshake of a `wss://` connection failed (feature `tls`): most often the
+    /// server's certificate does not verify (unknown issuer, expired, not valid for the
+    /// URL's host), with rustls' reason.
+    #[cfg(feature = "tls")]
+    Tls(rustls::Error),
 }
 
 impl ClientError {
@@ -61,6 +67,8 @@ impl fmt::Display for ClientError {
                 f.write_str("the connection ended without a closing handshake")
             }
             ClientError::Send(e) => write!(f, "cannot send: {e}"),
+            #[cfg(feature = "tls")]
+            ClientError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
         }
     }
 }
@@ -72,6 +80,8 @@ impl std::error::Error for ClientError {
             ClientError::Handshake(e) => Some(e),
             ClientError::Protocol(e) => Some(e),
             ClientError::Send(e) => Some(e),
+            #[cfg(feature = "tls")]
+            ClientError::Tls(e) => Some(e),
             ClientError::Closed(_) | ClientError::ConnectionLost => None,
         }
     }
@@ -95,6 +105,13 @@ impl From<ProtocolError> for ClientError {
     }
 }
 
+#[cfg(feature = "tls")]
+impl From<rustls::Error> for ClientError {
+    fn from(error: rustls::Error) -> Self {
+        ClientError::Tls(error)
+    }
+}
+
 impl From<SendError> for ClientError {
     fn from(error: SendError) -> Self {
         ClientError::Send(error)
@@ -107,4 +124,21 @@ pub(super) fn is_timeout(error: &io::Error) -> bool {
         error.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
+}
+
+/// The time left before `deadline` (`None`: no deadline), or a `TimedOut` error once it has
+/// passed.
+pub(super) fn time_left(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
+    let Some(deadline) = deadline else {
+        return Ok(None);
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the connect timeout passed before the handshake completed",
+        ))
+    } else {
+        Ok(Some(left))
+    }
 }

@@ -30,6 +30,11 @@
 //! ([`ClientError::is_timeout`]); they leave the connection usable, and a message cut by one
 //! is continued by the next [`Client::recv`]. Every other I/O error ends the connection.
 //!
+//! **`wss://`** (feature `tls`): the same over TLS (rustls, `stream.rs` and `tls.rs`); the
+//! session sees only plaintext. The server's certificate is verified against
+//! `ClientConfig::tls` (default: the usual public roots), for the URL's host (sent as SNI);
+//! a certificate that does not verify fails [`Client::connect`] with `ClientError::Tls`.
+//!
 //! [`Session`]: crate::session::Session
 //! [`Role::Client`]: crate::session::Role::Client
 //! [`ClientHandshake`]: crate::handshake::ClientHandshake
@@ -38,11 +43,16 @@ mod builder;
 mod config;
 mod connection;
 mod error;
+mod stream;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use builder::ClientBuilder;
 pub use config::ClientConfig;
 pub use connection::Client;
 pub use error::ClientError;
+#[cfg(feature = "tls")]
+pub use tls::ClientTls;
 
 #[cfg(test)]
 mod tests;

@@ -19,6 +19,8 @@ pub struct ServerBuilder {
     addr: Option<String>,
     config: ServerConfig,
     invalid_route: Option<String>,
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::TlsConfig>,
 }
 
 impl ServerBuilder {
@@ -55,6 +57,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Serve https and wss only, with this certificate and key (feature `tls`): the port
+    /// speaks TLS alone, with no plaintext fallback. [`Handle::reload_tls`] replaces the
+    /// certificate for new connections while the server runs.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: super::tls::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Run `n` event loops, one thread each (see [`ServerConfig::workers`]); run the
     /// server with [`Server::run_each`] or [`Server::spawn_each`], which make one handler
     /// per loop.
@@ -87,7 +98,13 @@ impl ServerBuilder {
         let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "address resolves to nothing")
         })?;
-        EventLoop::bind(addr, self.config).map(|loops| Server { loops })
+        EventLoop::bind(
+            addr,
+            self.config,
+            #[cfg(feature = "tls")]
+            self.tls,
+        )
+        .map(|loops| Server { loops })
     }
 }
 

@@ -199,7 +199,13 @@ impl WriteQueue {
             };
             self.advance(written, spare);
         }
-        Ok(true)
+        // A stream that buffers output of its own (TLS records) writes it now, and reports
+        // `WouldBlock` while some remains, so that the loop keeps waiting for writability.
+        match socket.flush() {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn advance(&mut self, mut written: usize, spare: &mut Option<Vec<u8>>) {

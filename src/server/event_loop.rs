@@ -20,6 +20,12 @@
 //! is handed to that loop, which then replaces the old session exactly as a single loop does
 //! (`on_close(Replaced)` before the new `on_open`). Commands and hand-overs between loops go
 //! through each loop's command queue and waker (`handover.rs`).
+//!
+//! **TLS** (feature `tls`): with a configuration in the loops' shared slot, loop 0 puts
+//! each accepted socket behind rustls (`tls.rs`) before anything else happens to it, with
+//! the configuration the slot holds at that moment (so a reload affects new connections
+//! only); a hand-over moves the whole TLS stream. After reading a TLS connection the loop
+//! flushes it when rustls holds handshake records the socket did not take at once.
 
 use std::io;
 use std::net::SocketAddr;
@@ -33,7 +39,9 @@ use super::config::ServerConfig;
 use super::core::Core;
 use super::handle::Handle;
 use super::handler::Handler;
-use super::transport::{Mio, FIRST_CONNECTION};
+#[cfg(feature = "tls")]
+use super::tls::TlsConfig;
+use super::transport::{Mio, Socket, FIRST_CONNECTION};
 use super::workers::Workers;
 
 const LISTENER: Token = Token(0);
@@ -67,7 +75,11 @@ impl Drop for EventLoop {
 impl EventLoop {
     /// The loops of a server: `config.workers` of them (at least one), loop 0 listening on
     /// `addr`, all sharing one [`Workers`].
-    pub(crate) fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<Vec<EventLoop>> {
+    pub(crate) fn bind(
+        addr: SocketAddr,
+        config: ServerConfig,
+        #[cfg(feature = "tls")] tls: Option<TlsConfig>,
+    ) -> io::Result<Vec<EventLoop>> {
         let count = config.workers.max(1);
         let mut polls = Vec::with_capacity(count);
         let mut wakers = Vec::with_capacity(count);
@@ -76,7 +88,12 @@ impl EventLoop {
             wakers.push(Waker::new(poll.registry(), WAKER)?);
             polls.push(poll);
         }
-        let workers = Arc::new(Workers::new(wakers));
+        let workers = Workers::new(wakers);
+        #[cfg(feature = "tls")]
+        if let Some(tls) = tls {
+            workers.tls.set(tls, false);
+        }
+        let workers = Arc::new(workers);
         let mut loops = Vec::with_capacity(count);
         for (index, poll) in polls.into_iter().enumerate() {
             let listener = if index == 0 {
@@ -163,6 +180,14 @@ impl EventLoop {
                             // A FIN (or an error) is seen only by reading until the end.
                             let drain = event.is_read_closed() || event.is_error();
                             self.core.read(handler, key, &mut self.read_buf, drain);
+                            if self
+                                .core
+                                .conns
+                                .get(key)
+                                .is_some_and(|c| c.socket.has_pending_output())
+                            {
+                                self.core.mark_dirty(key);
+                            }
                         }
                         if event.is_writable() || event.is_write_closed() {
                             self.core.mark_dirty(key);
@@ -206,6 +231,9 @@ impl EventLoop {
                 Ok((socket, peer)) => {
                     // We cork ourselves (one writev per event); Nagle would only add latency.
                     let _ = socket.set_nodelay(true);
+                    let Some(socket) = self.wrap(socket) else {
+                        continue;
+                    };
                     self.core.balance(socket, peer);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -222,5 +250,26 @@ impl EventLoop {
                 }
             }
         }
+    }
+
+    /// An accepted socket as the loop serves it: behind TLS when the server speaks TLS.
+    #[cfg(feature = "tls")]
+    fn wrap(&self, socket: mio::net::TcpStream) -> Option<Socket> {
+        let slot = &self.core.workers.tls;
+        if !slot.is_on() {
+            return Some(Socket::Plain(socket));
+        }
+        match slot.accept(socket) {
+            Ok(tls) => Some(Socket::Tls(Box::new(tls))),
+            Err(e) => {
+                log::warn!("cannot start TLS on an accepted connection: {e}; closing it");
+                None
+            }
+        }
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn wrap(&self, socket: mio::net::TcpStream) -> Option<Socket> {
+        Some(Socket::Plain(socket))
     }
 }

@@ -61,6 +61,25 @@ impl Handle {
         &self.workers
     }
 
+    /// Replace the TLS certificate and key (feature `tls`), e.g. after a renewal: connections
+    /// accepted from now on use `tls`, open ones keep theirs, and nothing restarts. Fails
+    /// with `ErrorKind::Unsupported` on a server built without [`ServerBuilder::tls`], which
+    /// a reload never turns into a TLS server.
+    ///
+    /// [`ServerBuilder::tls`]: super::ServerBuilder::tls
+    #[cfg(feature = "tls")]
+    pub fn reload_tls(&self, tls: super::tls::TlsConfig) -> std::io::Result<()> {
+        if self.workers.tls.set(tls, true) {
+            log::info!("TLS certificate replaced; new connections use it");
+            Ok(())
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "this server was built without TLS",
+            ))
+        }
+    }
+
     /// Queue a message for the session `sid` (on whichever loop holds it).
     pub fn send(&self, sid: &str, message: impl Into<Message>) -> Result<(), HandleError> {
         self.workers.push_to(

@@ -15,7 +15,8 @@ use crate::handshake::Request;
 use super::core::{Core, Refusal};
 use super::handler::{Handler, Ops, SendStatus};
 use super::http::status_response;
-use super::transport::Reactor;
+use super::timer::ConnRef;
+use super::transport::{Reactor, Socket};
 use super::upgrade::Accepted;
 use super::workers::{AddressTicket, Command};
 
@@ -114,7 +115,7 @@ impl<R: Reactor> Core<R> {
             Ok(ticket) => ticket,
             Err(refusal) => return self.refuse(socket, peer, refusal),
         };
-        let Some(socket) = R::into_tcp(socket) else {
+        let Some(socket) = R::into_socket(socket) else {
             return;
         };
         let evict = evict_on.is_some();
@@ -147,7 +148,7 @@ impl<R: Reactor> Core<R> {
     fn adopt<H: Handler>(
         &mut self,
         handler: &mut H,
-        socket: mio::net::TcpStream,
+        socket: Socket,
         bytes: &[u8],
         handover: Handover,
     ) {
@@ -158,7 +159,7 @@ impl<R: Reactor> Core<R> {
             evict,
             decided,
         } = handover;
-        let Some(socket) = R::from_tcp(socket) else {
+        let Some(socket) = R::from_socket(socket) else {
             if !evict {
                 self.workers.remove_connection(self.index);
             }
@@ -187,6 +188,12 @@ impl<R: Reactor> Core<R> {
         }
         if !bytes.is_empty() {
             self.on_data(handler, key, bytes);
+        }
+        // A TLS stream may hold decrypted bytes the other loop had no room to read, which no
+        // readiness event will announce here: read once after the step.
+        if let Some(conn) = self.conns.get(key) {
+            let generation = conn.generation;
+            self.read_again.push(ConnRef { key, generation });
         }
     }
 
@@ -233,7 +240,7 @@ impl<R: Reactor> Core<R> {
             "{} lives on loop {owner}: handing {peer} over",
             sid.escape_debug()
         );
-        let socket = R::into_tcp(conn.socket)?;
+        let socket = R::into_socket(conn.socket)?;
         self.workers.add_connection(owner);
         // The sid is decided: a fresh one must not be drawn again over there.
         decided.sid = Some(sid.to_string());
@@ -298,7 +305,7 @@ mod tests {
                        Sec-WebSocket-Version: 13\r\n\r\n";
         handle.workers().add_connection(0);
         let command = Command::Adopt {
-            socket: mio::net::TcpStream::from_std(socket),
+            socket: mio::net::TcpStream::from_std(socket).into(),
             peer,
             bytes: request.as_bytes().to_vec(),
             hops: MAX_HOPS,

@@ -86,7 +86,8 @@
 //! | `mod.rs` | this page, the module list and the public names |
 //! | `builder.rs` | [`ServerBuilder`], [`Server`]: binding, running the loops on threads |
 //! | `config.rs` | [`ServerConfig`], its defaults and why |
-//! | [`route`] | which upgrade path yields which sid |
+//! | [`route`] | which upgrade path yields which sid and parameters |
+//! | `upgrade.rs` | [`UpgradeRequest`] and [`Upgrade`]: the application's decision on an upgrade |
 //! | `handler.rs` | [`Handler`], [`Context`] (over the core's `Ops`), [`CloseReason`], [`SendStatus`] |
 //! | `http.rs` | [`HttpRequest`], [`HttpResponse`], the loop's own status answers |
 //! | `handle.rs` | [`Handle`]: the public way in from other threads |
@@ -97,11 +98,13 @@
 //! | `output.rs` | queueing, the high-water mark, flushing, the `Ops` behind [`Context`] |
 //! | `http_fallback.rs` | a plain HTTP request: its body, `on_request`, the final answer |
 //! | `handover.rs` | commands from handles and loops; passing connections between loops |
+//! | `topics.rs` | which sessions of a loop are subscribed to which topics |
 //! | `budget.rs` | the server-wide memory budget, pure: what is held, who may read, what fits |
 //! | `deadline.rs` | the deadline policy, pure: when a connection is due, and for what |
 //! | `connection.rs` | one connection's phase, write queue and timing fields |
 //! | `timer.rs` | deadlines in a heap, so a wake-up never scans every connection |
-//! | `transport.rs` | the seam to sockets and the poller (mio, or in-memory pipes) |
+//! | `transport.rs` | the seam to sockets and the poller (mio, or in-memory pipes); a mio connection's `Socket`, plain or TLS |
+//! | `tls.rs` | `TlsConfig`, the slot reloads replace, a socket behind rustls (feature `tls`) |
 //! | `sim.rs` | the same core over in-memory pipes and a manual clock, for fuzzing (feature `fuzzing`) |
 //!
 //! The data path: `event_loop.rs` polls; a readable connection goes to `input.rs`, which
@@ -112,9 +115,10 @@
 //! fires deadlines (`deadline.rs` decides, `timer.rs` holds them), flushes and steps a
 //! shutdown. `sim.rs` drives the same core and the same step without sockets.
 //!
-//! The imports among these files form a DAG, lowest first: `transport`, `timer`, `budget`, `route`,
-//! `config`, `workers` < `handle` < `http` < `handler` < `connection` < `deadline` < `core` <
-//! `input`, `output`, `http_fallback`, `handover` < `event_loop`, `sim` < `builder`.
+//! The imports among these files form a DAG, lowest first: `tls` < `transport`, `timer`,
+//! `budget`, `topics`, `route`, `config`, `http` < `upgrade` < `workers` < `handle` < `handler` <
+//! `connection` < `deadline` < `core` < `input`, `output`, `http_fallback`, `handover` <
+//! `event_loop`, `sim` < `builder` (`.ci/layers.py` prints the exact order).
 
 mod budget;
 mod builder;
@@ -135,6 +139,8 @@ pub mod route;
 #[doc(hidden)]
 pub mod sim;
 mod timer;
+#[cfg(feature = "tls")]
+mod tls;
 mod topics;
 mod transport;
 mod upgrade;
@@ -146,4 +152,6 @@ pub use handle::{Handle, HandleError, COMMAND_QUEUE_BYTES, COMMAND_QUEUE_LIMIT};
 pub use handler::{CloseError, CloseReason, Context, Handler, PingError, SendStatus};
 pub use http::{HttpRequest, HttpResponse};
 pub use route::{Route, RouteMatch};
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;
 pub use upgrade::{percent_decode, Upgrade, UpgradeRequest};

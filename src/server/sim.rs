@@ -21,7 +21,7 @@ use super::config::ServerConfig;
 use super::core::Core;
 use super::handler::{CloseReason, Context, Handler};
 use super::http::{HttpRequest, HttpResponse};
-use super::transport::Reactor;
+use super::transport::{Reactor, Socket};
 use super::workers::{Command, Workers};
 
 /// One simulated TCP connection, seen from both ends.
@@ -123,11 +123,11 @@ impl Reactor for MemReactor {
     }
 
     // The simulator runs one loop: nothing moves between loops.
-    fn into_tcp(_stream: MemStream) -> Option<mio::net::TcpStream> {
+    fn into_socket(_stream: MemStream) -> Option<Socket> {
         None
     }
 
-    fn from_tcp(_stream: mio::net::TcpStream) -> Option<MemStream> {
+    fn from_socket(_stream: Socket) -> Option<MemStream> {
         None
     }
 }

@@ -24,6 +24,9 @@ use std::thread::ThreadId;
 use crate::close::CloseCode;
 use crate::session::Message;
 
+#[cfg(feature = "tls")]
+use super::tls::TlsSlot;
+use super::transport::Socket;
 use super::upgrade::Accepted;
 
 /// How many commands may wait for a loop before [`Handle`](struct.Handle.html) methods fail with
@@ -87,7 +90,7 @@ pub(crate) enum Command {
     /// to balance the loops, or by the loop that read an upgrade for a sid this loop holds,
     /// with the bytes it read so far. `hops` bounds how often one connection is passed on.
     Adopt {
-        socket: mio::net::TcpStream,
+        socket: Socket,
         peer: SocketAddr,
         bytes: Vec<u8>,
         hops: u8,
@@ -155,6 +158,9 @@ pub(crate) struct Workers {
     stopped_cond: Condvar,
     /// Connections per client address, over all loops (`max_connections_per_ip`).
     addresses: Arc<AddressSlots>,
+    /// The TLS configuration new connections get (feature `tls`); empty on a plain server.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: TlsSlot,
 }
 
 /// What `max_connections_per_ip` counts by: an IPv4 address, or the /64 prefix of an IPv6
@@ -269,6 +275,8 @@ impl Workers {
             stopped: Mutex::new(0),
             stopped_cond: Condvar::new(),
             addresses: Arc::new(AddressSlots::default()),
+            #[cfg(feature = "tls")]
+            tls: TlsSlot::default(),
         }
     }
 
@@ -594,7 +602,7 @@ mod tests {
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (socket, peer) = listener.accept().unwrap();
         let command = Command::Adopt {
-            socket: mio::net::TcpStream::from_std(socket),
+            socket: mio::net::TcpStream::from_std(socket).into(),
             peer,
             bytes: Vec::new(),
             hops: 0,

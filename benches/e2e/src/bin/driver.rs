@@ -72,6 +72,8 @@ const WORKER_SERVERS: [(&str, &str, usize); 6] = [
         2,
     ),
 ];
+/// Row 10's servers (TLS): wsloop and tokio-tungstenite behind tokio-rustls.
+const TLS_SERVERS: [&str; 2] = ["wsloop-tls", "tokio-tungstenite-tls"];
 const WEBSOCKET: [&str; 4] = [
     "wsloop",
     "tungstenite",
@@ -329,6 +331,65 @@ fn benches() -> Vec<Bench> {
             metrics: vec![metric("p50_ms", "ms (median of 10 rounds)", Millis, false)],
             max_reps: 3,
         },
+        Bench {
+            id: "10a",
+            title: "TLS echo, 100 connections × 64 B, 16 in flight per connection".into(),
+            sub: "tls-echo",
+            args: strings(&["--conns", "100", "--size", "64", "--inflight", "16"]),
+            servers: TLS_SERVERS.to_vec(),
+            metrics: vec![
+                metric("msgs_per_s", "messages/s", Rate, true),
+                metric("msgs_per_s_per_core", PER_CORE_MESSAGES, Rate, true),
+            ],
+            max_reps: usize::MAX,
+        },
+        Bench {
+            id: "10b",
+            title: "TLS echo, 1 connection × 16 MiB, 1 in flight".into(),
+            sub: "tls-echo",
+            args: strings(&["--conns", "1", "--size", "16777216", "--inflight", "1"]),
+            servers: TLS_SERVERS.to_vec(),
+            metrics: vec![
+                metric("mb_per_s", "MB/s echoed", MegabytesPerSecond, true),
+                metric(
+                    "mb_per_s_per_core",
+                    "MB echoed per server CPU-second",
+                    MegabytesPerSecond,
+                    true,
+                ),
+            ],
+            max_reps: usize::MAX,
+        },
+        Bench {
+            id: "10c",
+            title: "TLS handshakes (connect, full TLS 1.3 handshake, upgrade, Close handshake, \
+                    TCP close), 32 at a time"
+                .into(),
+            sub: "tls-handshakes",
+            args: strings(&["--conc", "32"]),
+            servers: TLS_SERVERS.to_vec(),
+            metrics: vec![
+                metric("per_s", "handshakes/s", Rate, true),
+                metric(
+                    "per_s_per_core",
+                    "handshakes per server CPU-second",
+                    Rate,
+                    true,
+                ),
+            ],
+            max_reps: usize::MAX,
+        },
+        Bench {
+            id: "10d",
+            title: "idle memory over TLS: server RSS growth per connection, 2,000 idle \
+                    connections"
+                .into(),
+            sub: "tls-idle",
+            args: strings(&["--conns", "2000"]),
+            servers: TLS_SERVERS.to_vec(),
+            metrics: vec![metric("kib_per_conn", "KiB per connection", Kib, false)],
+            max_reps: 3,
+        },
     ]
 }
 
@@ -363,9 +424,14 @@ fn is_workers(bench: &Bench) -> bool {
     bench.id.starts_with('9')
 }
 
+/// Row 10 (TLS): wsloop against tokio-tungstenite with tokio-rustls, own section.
+fn is_tls(bench: &Bench) -> bool {
+    bench.sub.starts_with("tls-")
+}
+
 /// Rows reported in a section of their own rather than the main table.
 fn own_section(bench: &Bench) -> bool {
-    is_deflate(bench) || is_workers(bench)
+    is_deflate(bench) || is_workers(bench) || is_tls(bench)
 }
 
 /// `--only` names rows: `7a` that row, `7` (a number alone) every row `7a`, `7b`, ...
@@ -578,7 +644,7 @@ fn run_one(env: &mut Env, bench: &Bench, server: &str) -> Run {
         return Err("the server did not start".into());
     }
     let pid = srv.id();
-    let result = if bench.sub == "idle" {
+    let result = if bench.sub == "idle" || bench.sub == "tls-idle" {
         run_idle(env, bench, server, &addr, pid)
     } else if bench.sub == "zmem" {
         run_mem(env, bench, server, &addr, pid)
@@ -973,6 +1039,7 @@ impl Report<'_> {
         }
         self.deflate(&mut md);
         self.workers(&mut md);
+        self.tls(&mut md);
         if split {
             self.method(&mut md);
         }
@@ -1231,6 +1298,70 @@ impl Report<'_> {
     }
 
     /// Row 8: wsloop with permessage-deflate against wsloop without it, in its own table.
+    /// Row 10: wsloop's `tls` feature against tokio-tungstenite behind tokio-rustls.
+    fn tls(&self, md: &mut String) {
+        let rows: Vec<&Bench> = self.benches.iter().filter(|b| is_tls(b)).collect();
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(md, "## TLS (row 10)\n");
+        let _ = writeln!(
+            md,
+            "wsloop with its `tls` feature (`servers wsloop-tls`: `ServerBuilder::tls`) against \
+             tokio-tungstenite behind tokio-rustls' `TlsAcceptor` on the current-thread \
+             runtime (`servers tokio-tungstenite-tls`), pinned as rows 1-8. Both use rustls \
+             over `ring` with its default versions and suites (TLS 1.3 here), ALPN \
+             `http/1.1`, and a self-signed ECDSA P-256 certificate each makes at start. The \
+             load generator (`src/tls_load.rs`) speaks rustls too and checks the decrypted \
+             replies byte for byte as in rows 1-3; it checks the handshake signatures, not \
+             the chain, and never resumes a session, so every handshake of 10c is a full \
+             one. The last column is wsloop's figure divided by tokio-tungstenite's (✔ \
+             wsloop ahead, ≈ within 3%, ✘ behind; for KiB lower is better). Row 10d's \
+             memory includes rustls' state per connection (wsloop caps the encrypted output \
+             rustls may buffer per connection at 64 KiB).\n"
+        );
+        let _ = writeln!(
+            md,
+            "| # | benchmark | figure | wsloop-tls | tokio-tungstenite-tls | wsloop vs peer |"
+        );
+        let _ = writeln!(md, "|---|---|---|--:|--:|---|");
+        for bench in &rows {
+            for (i, m) in bench.metrics.iter().enumerate() {
+                let title = if i == 0 { bench.title.as_str() } else { "″" };
+                let cell = |server: &str| {
+                    let failed = self.failures(bench.id, server);
+                    match self.median(bench.id, server, m.key) {
+                        None if !failed.is_empty() => "FAILED".to_string(),
+                        None => "–".to_string(),
+                        Some(v) => format_value(v, m.unit),
+                    }
+                };
+                let w = self.median(bench.id, TLS_SERVERS[0], m.key);
+                let p = self.median(bench.id, TLS_SERVERS[1], m.key);
+                let versus = match (w, p) {
+                    (Some(w), Some(p)) if p > 0.0 => {
+                        let mark = match standing(w, p, m.higher_is_better) {
+                            Standing::Leads => "✔",
+                            Standing::Tie => "≈",
+                            Standing::Behind => "✘",
+                        };
+                        format!("{mark} {:.2}×", w / p)
+                    }
+                    _ => "–".to_string(),
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {title} | {} | {} | {} | {versus} |",
+                    if i == 0 { bench.id } else { "" },
+                    m.label,
+                    cell(TLS_SERVERS[0]),
+                    cell(TLS_SERVERS[1]),
+                );
+            }
+        }
+        md.push('\n');
+    }
+
     fn deflate(&self, md: &mut String) {
         let rows: Vec<&Bench> = self.benches.iter().filter(|b| is_deflate(b)).collect();
         if rows.is_empty() {

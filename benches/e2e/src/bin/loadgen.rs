@@ -10,6 +10,7 @@
 //! loadgen zmem       --addr A --conns N --size BYTES [--expect deflate|plain]
 //!                    (prints "idle", waits for a line on stdin, exchanges one message per
 //!                    connection, prints "ready", holds until stdin ends)
+//! loadgen tls-echo|tls-handshakes|tls-idle ...  (row 10, over TLS: see `src/tls_load.rs`)
 //! common:            --warmup-ms 500 --duration-ms 2000
 //!                    --thread-cpu (row 9: also each server thread's CPU share, by name)
 //! ```
@@ -45,6 +46,9 @@ use wsloop_e2e::{
     upgrade_request, upgrade_request_with, Args, BINARY_FIN, CLOSE_FIN,
 };
 
+#[path = "../tls_load.rs"]
+mod tls_load;
+
 /// Size of the one read buffer.
 const READ_BUF: usize = 256 << 10;
 /// Most connections in the middle of their handshake at once while connecting.
@@ -69,6 +73,9 @@ fn main() {
         "broadcast" => broadcast(&args),
         "zecho" => zecho(&args),
         "zmem" => zmem(&args),
+        "tls-echo" => tls_load::echo(&args),
+        "tls-handshakes" => tls_load::handshakes(&args),
+        "tls-idle" => tls_load::idle(&args),
         _ => Err(format!(
             "unknown subcommand {which:?}; see the top of loadgen.rs"
         )),

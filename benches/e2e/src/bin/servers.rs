@@ -27,6 +27,12 @@
 //!
 //! `wsloop-wN` prints `opened A B ...` to stderr after each upgrade: how many sessions each
 //! loop has opened so far, which the driver reads back from the log to show the spread.
+//!
+//! Row 10 (TLS, feature `tls`): `wsloop-tls` (the wsloop server with `ServerBuilder::tls`)
+//! and `tokio-tungstenite-tls` (tokio-rustls' acceptor in front of the tokio-tungstenite
+//! server). Each makes a self-signed ECDSA P-256 certificate for `localhost` at start
+//! (`tls_keys`); both serve it with rustls 0.23 over `ring`, its default versions and suites,
+//! ALPN `http/1.1`.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
@@ -56,6 +62,8 @@ fn main() {
         "tokio-tungstenite" => tokio_tungstenite_server::run(addr),
         "fastwebsockets" => fastwebsockets_server::run(addr),
         "raw-tcp" => raw_tcp::run(addr),
+        "wsloop-tls" => wsloop_server::run_tls(addr),
+        "tokio-tungstenite-tls" => tokio_tungstenite_server::run_tls(addr),
         other => match threads_of(other) {
             Some(("wsloop-w", n)) => wsloop_server::run_workers(addr, n),
             Some(("tokio-tungstenite-mt", n)) => tokio_tungstenite_server::run_multi(addr, n),
@@ -64,7 +72,7 @@ fn main() {
                 eprintln!(
                     "usage: servers wsloop|wsloop-deflate|wsloop-deflate-low|tungstenite|\
                      tokio-tungstenite|fastwebsockets|raw-tcp|wsloop-wN|tokio-tungstenite-mtN|\
-                     raw-tcp-wN --addr HOST:PORT"
+                     raw-tcp-wN|wsloop-tls|tokio-tungstenite-tls --addr HOST:PORT"
                 );
                 std::process::exit(2);
             }
@@ -81,6 +89,18 @@ fn threads_of(name: &str) -> Option<(&str, usize)> {
     let digits = name.trim_end_matches(|c: char| c.is_ascii_digit());
     let n: usize = name[digits.len()..].parse().ok()?;
     (n >= 1).then_some((digits, n))
+}
+
+/// Row 10: a fresh self-signed certificate for `localhost` (ECDSA P-256) and its key.
+fn tls_keys() -> (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    let key = rcgen::KeyPair::generate().expect("key pair");
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    let cert = params.self_signed(&key).expect("certificate");
+    let der = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+    (vec![cert.der().clone()], der.into())
 }
 
 fn ready(addr: SocketAddr) {
@@ -117,6 +137,15 @@ mod wsloop_server {
             builder = builder.deflate(config);
         }
         let server = build(builder, addr)?;
+        ready(server.local_addr()?);
+        server.run(Bench)
+    }
+
+    /// Row 10: the same server over TLS.
+    pub fn run_tls(addr: SocketAddr) -> io::Result<()> {
+        let (chain, key) = tls_keys();
+        let tls = wsloop::server::TlsConfig::from_der(chain, key)?;
+        let server = build(Server::builder().tls(tls), addr)?;
         ready(server.local_addr()?);
         server.run(Bench)
     }
@@ -248,6 +277,38 @@ mod tokio_tungstenite_server {
             .block_on(accept_loop(addr))
     }
 
+    /// Row 10: the same server behind tokio-rustls, on the current-thread runtime.
+    pub fn run_tls(addr: SocketAddr) -> io::Result<()> {
+        let (chain, key) = tls_keys();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(io::Error::other)?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(io::Error::other)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        current_thread_runtime()?.block_on(async move {
+            let listener = TcpListener::bind(addr).await?;
+            ready(listener.local_addr()?);
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let acceptor = acceptor.clone();
+                        tokio::spawn(async move {
+                            let _ = stream.set_nodelay(true);
+                            if let Ok(tls) = acceptor.accept(stream).await {
+                                serve_any(tls).await;
+                            }
+                        });
+                    }
+                    Err(_) => tokio::time::sleep(accept_pause()).await,
+                }
+            }
+        })
+    }
+
     async fn accept_loop(addr: SocketAddr) -> io::Result<()> {
         let listener = TcpListener::bind(addr).await?;
         ready(listener.local_addr()?);
@@ -263,6 +324,14 @@ mod tokio_tungstenite_server {
 
     async fn serve(stream: TcpStream) {
         let _ = stream.set_nodelay(true);
+        serve_any(stream).await;
+    }
+
+    /// The echo over any byte stream: plain TCP, or TLS (row 10).
+    async fn serve_any<S>(stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
         let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
             return;
         };
