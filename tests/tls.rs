@@ -88,7 +88,11 @@ impl TlsServer {
         let server = Server::builder()
             .bind("127.0.0.1:0")
             .tls(pki.server())
-            .configure(|c| c.close_timeout = Duration::from_secs(1))
+            .configure(|c| {
+                c.close_timeout = Duration::from_secs(1);
+                // The plain tests' sizes go up to 16 MiB (the default limit is 1 MiB).
+                c.session = LIMITS;
+            })
             .workers(workers())
             .configure(configure)
             .build()
@@ -115,6 +119,7 @@ impl TlsServer {
     fn connect_with(&self, tls: ClientTls, sid: &str) -> Result<Client, ClientError> {
         Client::builder()
             .read_timeout(Some(WAIT))
+            .session_config(LIMITS)
             .tls(tls)
             .connect(&self.url(sid))
     }
@@ -171,6 +176,12 @@ impl TlsServer {
         self.thread.take().unwrap().join().unwrap().unwrap();
     }
 }
+
+/// Messages up to 64 MiB both ways (the library's default is 1 MiB).
+const LIMITS: wsloop::session::SessionLimits = wsloop::session::SessionLimits {
+    max_frame_size: 64 << 20,
+    max_message_size: 64 << 20,
+};
 
 fn read_head(r: &mut impl Read) -> String {
     let mut head = Vec::new();
