@@ -237,6 +237,17 @@ fn benches() -> Vec<Bench> {
             max_reps: 3,
         },
         Bench {
+            id: "7c",
+            title: "topic fan-out: one 64 B message published to a topic of 1,000 among 10,000 \
+                    sessions, until every member has it"
+                .into(),
+            sub: "topic",
+            args: strings(&["--conns", "10000", "--members", "1000", "--rounds", "10"]),
+            servers: vec!["wsloop"],
+            metrics: vec![metric("p50_ms", "ms (median of 10 rounds)", Millis, false)],
+            max_reps: 3,
+        },
+        Bench {
             id: "7b",
             title: "broadcast sustained to 1,000 sessions (64 B, 16 broadcasts outstanding)".into(),
             sub: "broadcast",
@@ -1090,6 +1101,7 @@ impl Report<'_> {
                         };
                         format!("{mark} {:.2}× {peer}", w / b)
                     }
+                    (Some(_), None) if bench.sub == "topic" => "no peer has topics".to_string(),
                     (Some(_), None) => "no peer has broadcast".to_string(),
                     _ => "–".to_string(),
                 };
@@ -1191,7 +1203,11 @@ impl Report<'_> {
         );
         let _ = writeln!(md, "|---|--:|--:|--:|--:|--:|");
         for bench in self.benches {
-            if bench.sub == "idle" || bench.sub == "fanout" || own_section(bench) {
+            if bench.sub == "idle"
+                || bench.sub == "fanout"
+                || bench.sub == "topic"
+                || own_section(bench)
+            {
                 continue;
             }
             let cells: Vec<String> = SERVERS
@@ -1284,7 +1300,12 @@ impl Report<'_> {
              whole message. One warm-up round, then the median of 10.\n\
              - **7b**: the same with 1,000 sessions, continuously: the control session keeps \
              16 broadcasts outstanding (a broadcast is done when all 1,000 have it); \
-             deliveries/s = broadcasts/s × 1,000.\n"
+             deliveries/s = broadcasts/s × 1,000.\n\
+             - **7c**: 10,000 sessions, 1,000 of them subscribed to one topic \
+             (`Context::subscribe` in `on_open`); a session outside it (path `/pub`) sends a \
+             64 B message, which the server publishes to the topic (`Context::publish`); time \
+             from that write until the last of the 1,000 members has it, the other 9,000 \
+             getting nothing (checked). One warm-up round, then the median of 10.\n"
         );
         let _ = writeln!(
             md,

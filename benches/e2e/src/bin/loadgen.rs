@@ -70,6 +70,7 @@ fn main() {
         "handshakes" => handshakes(&args),
         "idle" => idle(&args),
         "fanout" => fanout(&args),
+        "topic" => topic(&args),
         "broadcast" => broadcast(&args),
         "zecho" => zecho(&args),
         "zmem" => zmem(&args),
@@ -833,10 +834,42 @@ fn subscribers(poll: &mut Poll, addr: SocketAddr, conns: usize) -> Result<Vec<St
 fn fanout(args: &Args) -> Result<String> {
     let addr = addr(args)?;
     let conns: usize = args.num("conns", 10_000);
+    let mut poll = Poll::new().map_err(|e| e.to_string())?;
+    let streams = subscribers(&mut poll, addr, conns)?;
+    deliver_rounds(args, poll, streams, 0..conns)
+}
+
+/// Row 7c: `conns` sessions, the first `members` of the others subscribed to a topic; one
+/// 64-byte message published to it (connection 0, path `/pub`); the time until the last
+/// member has it. The sessions outside the topic must get nothing.
+fn topic(args: &Args) -> Result<String> {
+    let addr = addr(args)?;
+    let conns: usize = args.num("conns", 10_000);
+    let members: usize = args.num("members", 1000);
+    let mut poll = Poll::new().map_err(|e| e.to_string())?;
+    let sockets = connect_all(&mut poll, addr, conns, false, |i| match i {
+        0 => "/pub".to_string(),
+        i if i <= members => format!("/topic/{i}"),
+        i => format!("/sub/{i}"),
+    })?;
+    let mut streams: Vec<Stream> = sockets.into_iter().map(|s| Stream::new(s, 0)).collect();
+    reregister(&poll, streams.iter_mut().map(|s| &mut s.socket))?;
+    // The publisher is not a member: only connections 1..=members get the message.
+    deliver_rounds(args, poll, streams, 1..members + 1)
+}
+
+/// Rounds of: connection 0 sends one 64-byte message, which the server delivers to the
+/// sessions at the indices in `receivers`; the time until the last of them has it. A session
+/// that gets more than was sent, or one outside `receivers` that gets anything, fails the run.
+fn deliver_rounds(
+    args: &Args,
+    mut poll: Poll,
+    mut streams: Vec<Stream>,
+    receivers: std::ops::Range<usize>,
+) -> Result<String> {
+    let conns = receivers.len();
     let rounds: usize = args.num("rounds", 10);
     let (send, reply) = rings(64, false);
-    let mut poll = Poll::new().map_err(|e| e.to_string())?;
-    let mut streams = subscribers(&mut poll, addr, conns)?;
     let mut buf = vec![0u8; READ_BUF];
     let mut events = Events::with_capacity(1024);
     let mut times_ms: Vec<f64> = Vec::new();
@@ -857,12 +890,16 @@ fn fanout(args: &Args) -> Result<String> {
             }
             poll_events(&mut poll, &mut events, Duration::from_millis(5))?;
             for event in events.iter() {
-                let s = &mut streams[event.token().0];
+                let index = event.token().0;
+                let s = &mut streams[index];
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
                     s.read_check(&reply, &mut buf)?;
                     let done = s.recvd / reply.frame_len as u64;
                     if done > round + 1 {
                         return Err("a session got more messages than were broadcast".into());
+                    }
+                    if done > 0 && !receivers.contains(&index) {
+                        return Err(format!("session {index} is not a receiver but got data"));
                     }
                     if done > s.done {
                         s.done = done;

@@ -11,7 +11,9 @@
 //! driver pins the whole process to one core, so every figure is per-core efficiency.
 //!
 //! The wsloop server also broadcasts: a message from a session whose path starts with `/ctl`
-//! is sent to every open session (that one included) instead of being echoed.
+//! is sent to every open session (that one included) instead of being echoed. And it
+//! publishes (row 7c): a session whose path starts with `/topic` subscribes to topic "t", and
+//! a message from one whose path starts with `/pub` is published to "t".
 //! `wsloop-deflate` is the same server with permessage-deflate (`DeflateConfig::default()`)
 //! and `wsloop-deflate-low` with `DeflateConfig::low_memory()`: row 8.
 //!
@@ -122,9 +124,18 @@ mod wsloop_server {
     struct Bench;
 
     impl Handler for Bench {
+        /// Row 7c: a session opened on `/topic/...` (sid `t...`) subscribes to topic "t".
+        fn on_open(&mut self, ctx: &mut Context<'_>, sid: &str) {
+            if sid.starts_with('t') {
+                ctx.subscribe(sid, "t");
+            }
+        }
+
         fn on_message(&mut self, ctx: &mut Context<'_>, sid: &str, message: Message) {
             if sid.starts_with("ctl") {
                 ctx.broadcast(message);
+            } else if sid.starts_with("pub") {
+                ctx.publish("t", message);
             } else {
                 ctx.send(sid, message);
             }
@@ -201,6 +212,10 @@ mod wsloop_server {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if request.path().starts_with("/ctl") {
                     Ok(format!("ctl{n}"))
+                } else if request.path().starts_with("/pub") {
+                    Ok(format!("pub{n}"))
+                } else if request.path().starts_with("/topic") {
+                    Ok(format!("t{n}"))
                 } else {
                     Ok(format!("c{n}"))
                 }
