@@ -26,6 +26,15 @@
 //! Server::builder().bind("127.0.0.1:8080").build().unwrap().run(Echo).unwrap();
 //! ```
 //!
+//! # Guides
+//!
+//! Short pages per task, each with code that compiles and checks itself ([`guide`]):
+//! [authenticate an upgrade](guide::authenticate_an_upgrade),
+//! [keep per-session state](guide::per_session_state),
+//! [rooms with topics](guide::rooms_with_topics), [run beside tokio](guide::beside_tokio),
+//! [deploy behind a TLS-terminating proxy](guide::behind_a_proxy), and
+//! [coming from a Java `@ServerEndpoint`](guide::coming_from_java).
+//!
 //! Features: `server` and `client` (default, both need `std`); `std` (error traits, OS
 //! randomness for client masking keys); `deflate` (permessage-deflate, RFC 7692, with
 //! `flate2`); `tls` (https/wss for the server, `wss://` for the client, with rustls in the
@@ -87,6 +96,9 @@ pub mod client;
 
 #[cfg(feature = "server")]
 pub mod server;
+
+#[cfg(all(feature = "server", feature = "client"))]
+pub mod guide;
 
 pub use close::{CloseCode, CloseFrame};
 pub use error::ProtocolError;
