@@ -1365,3 +1365,109 @@ fn command_output(program: &str, args: &[&str]) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use wsloop_e2e::server_frame;
+
+    #[test]
+    fn text_is_utf8_of_the_exact_length() {
+        for seed in 0..50 {
+            for len in [0, 1, 2, 3, 4, 5, 125, 126, 1000, 65_536] {
+                let t = text(seed, len);
+                assert_eq!(t.len(), len);
+                assert!(std::str::from_utf8(&t).is_ok(), "seed {seed} len {len}");
+            }
+        }
+        // Multi-byte characters are really there (the fragments split some).
+        assert!(text(3, 1000).iter().any(|b| *b >= 0x80));
+    }
+
+    #[test]
+    fn broadcasts_are_told_from_echoes() {
+        for seq in [0, 1, 3, 10, 12_345] {
+            assert!(is_broadcast(false, &storm_message(seq)));
+        }
+        assert!(is_broadcast(true, &storm_end(42)));
+        assert!(!is_broadcast(false, &payload(7, 64)));
+        assert!(!is_broadcast(false, &payload(7, 4)));
+        assert!(!is_broadcast(true, &text(7, 64)));
+        assert!(!is_broadcast(true, b"end of it"));
+        // A storm message with one byte changed is not one.
+        let mut m = storm_message(9);
+        m[20] ^= 1;
+        assert!(!is_broadcast(false, &m));
+    }
+
+    #[test]
+    fn every_ending_has_its_own_name() {
+        let names: std::collections::BTreeSet<String> = ENDINGS.iter().map(|e| e.name()).collect();
+        assert_eq!(names.len(), ENDINGS.len());
+    }
+
+    /// A `Ws` over a real loopback connection whose other end is returned raw.
+    fn pair() -> (Ws, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = open(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let ws = Ws {
+            stream: client,
+            buf: Vec::new(),
+            start: 0,
+            keys: 1,
+            pongs: Vec::new(),
+            skip_storm: Some(0),
+        };
+        (ws, server)
+    }
+
+    #[test]
+    fn messages_are_reassembled_pings_answered_and_broadcasts_passed_over() {
+        let (mut ws, mut server) = pair();
+        let mut wire = server_frame(BINARY_FIN, &storm_message(5));
+        wire.extend(server_frame(TEXT, "h\u{e9}".as_bytes()));
+        wire.extend(server_frame(PING_FIN, b"hi"));
+        wire.extend(server_frame(PONG_FIN, b"p"));
+        wire.extend(server_frame(CONTINUATION_FIN, b"llo"));
+        wire.extend(server_frame(CLOSE_FIN, &1002u16.to_be_bytes()));
+        server.write_all(&wire).unwrap();
+        assert_eq!(
+            ws.message().unwrap(),
+            Incoming::Data {
+                text: true,
+                data: "h\u{e9}llo".as_bytes().to_vec()
+            }
+        );
+        assert_eq!(ws.skip_storm, Some(1));
+        assert_eq!(ws.pongs, vec![b"p".to_vec()]);
+        // The Ping was answered with a masked Pong carrying its payload.
+        let mut pong = [0u8; 8];
+        server.read_exact(&mut pong).unwrap();
+        assert_eq!(pong[..2], [PONG_FIN, 0x82]);
+        let key = [pong[2], pong[3], pong[4], pong[5]];
+        assert_eq!([pong[6] ^ key[0], pong[7] ^ key[1]], *b"hi");
+        assert_eq!(ws.message().unwrap(), Incoming::Close(Some(1002)));
+        drop(server);
+        assert!(ws.expect_eof().is_ok());
+    }
+
+    #[test]
+    fn masked_server_frames_and_bytes_after_close_are_errors() {
+        let (mut ws, mut server) = pair();
+        server
+            .write_all(&client_frame(BINARY_FIN, b"x", [1, 2, 3, 4]))
+            .unwrap();
+        assert!(ws.message().unwrap_err().contains("masked"));
+
+        let (mut ws, mut server) = pair();
+        let mut wire = server_frame(CLOSE_FIN, &1000u16.to_be_bytes());
+        wire.extend(server_frame(BINARY_FIN, b"late"));
+        server.write_all(&wire).unwrap();
+        drop(server);
+        assert!(ws.expect_close(1000, false).is_ok());
+        assert!(ws.expect_eof().is_err());
+    }
+}
