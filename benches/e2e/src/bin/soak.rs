@@ -7,6 +7,7 @@
 //! soak [--secs 600] [--rounds 10] [--churn-threads 8] [--healthy 20] [--slow 40]
 //!      [--storm-interval-ms 5] [--server wsloop] [--out target/e2e/SOAK.md]
 //!      [--rss-slack-mib 16] [--heap-growth-kib 3072] [--idle-wait 35] [--no-storm]
+//!      [--attach PID --addr HOST:PORT --server-log PATH]
 //! ```
 //!
 //! `bash benches/e2e/soak.sh` builds this package in release and runs it. The server is
@@ -36,10 +37,12 @@
 //! are back to the baseline, then a second, and reads again; after the first and the last
 //! round it then waits `--idle-wait` seconds more (35: longer than any deadline the server
 //! keeps for a closed connection, 30 s at most, so anything freed late is freed) and reads
-//! again. With `gdb`
-//! on the machine, each reading also gets the heap as glibc's malloc sees it (`malloc_stats`:
-//! bytes in use, bytes taken from the system), and at the very end the server is asked to
-//! `malloc_trim(0)` and read once more, which shows how much of its RSS was free memory the
+//! again. With `gdb` on the machine, each reading also gets the server's heap: glibc's
+//! `malloc_stats()` (bytes taken from the system, bytes "in use") and, with glibc's debugging
+//! symbols, a walk of the heap (`benches/e2e/heapwalk.py`): the chunks the server holds, by
+//! size, without the small freed chunks malloc caches (which `malloc_stats` counts as in
+//! use, so that its figure creeps up as those caches fill). At the very end the server is
+//! made to call `malloc_trim(0)` and read once more: how much of its RSS was free memory the
 //! allocator kept.
 //!
 //! Out: one JSON line on stdout and a markdown section written to `--out`. The verdict,
@@ -49,12 +52,14 @@
 //!   freed memory it cannot return (fragmentation; glibc's dynamic mmap threshold puts
 //!   freed large buffers back on the heap), and the server keeps capacities sized by its
 //!   peak; bounded by what was held at once, not by the number of sessions;
-//! - heap in use at the end at most heap in use after the first round (both after the idle
-//!   wait) plus `--heap-growth-kib` (3072): what the server keeps by design is there after
-//!   the first round already (the capacity of its connection table, sid map and timer heap)
-//!   except its one spare message buffer, which comes and goes (2 MiB here: the largest
-//!   message, 1 MiB, in a buffer grown by doubling), so 2 MiB for it and 1 MiB more; a leak
-//!   grows with every round's sessions. Not checked without `gdb`;
+//! - the heap the server holds at the end (the walk's total; without it, `malloc_stats`'
+//!   "in use") at most what it held after the first round (both after the idle wait) plus
+//!   `--heap-growth-kib` (3072): what the server keeps by design is there after the first
+//!   round already (the capacity of its connection slab, sid map and timer heap) except its
+//!   one spare message buffer, which comes and goes (2 MiB here: the largest message, 1 MiB,
+//!   in a buffer grown by doubling), so 2 MiB for it and 1 MiB more; a leak grows with every
+//!   round's sessions. The report lists the chunks held at the end and not at the start, and
+//!   not after round 1. Not checked without `gdb`;
 //! - no client-side check failed.
 
 use std::collections::BTreeMap;
@@ -229,15 +234,28 @@ fn sample(pid: u32) -> Option<Sample> {
     })
 }
 
-/// The server's heap as glibc's malloc sees it: what it holds from the system and what of
-/// that is allocated (`malloc_stats`, "Total (incl. mmap)"), read by attaching `gdb` for a
-/// moment and calling `malloc_stats()`, which prints to the server's stderr (its log file).
-/// `in_use` is what a leak grows; `system` minus `in_use` is the allocator's retention.
+/// The server's heap, read by attaching `gdb` for a moment: glibc's `malloc_stats()`
+/// (printed to the server's stderr, its log file: "Total (incl. mmap)") and, where glibc's
+/// debugging symbols are there, a walk of its heap (`heapwalk.py`).
 #[derive(Clone, Copy, Debug)]
 struct Heap {
+    /// What malloc holds from the system; minus `in_use`, what it keeps unused.
     system: u64,
+    /// `malloc_stats`' "in use": chunks not in the arena's bins, which includes the small
+    /// freed chunks malloc caches (tcache, fastbins): it creeps up as those fill.
     in_use: u64,
+    /// The heap walk's total: the chunks the program holds (caches excluded), mmapped ones
+    /// included. What a leak grows.
+    allocated: Option<u64>,
+    /// How many chunks that is.
+    chunks: Option<u64>,
 }
+
+/// The heap walk, run inside gdb (see the script's header).
+const HEAPWALK: &str = include_str!("../../heapwalk.py");
+
+/// Chunk size -> count of chunks the program holds (from the heap walk).
+type Chunks = BTreeMap<u64, u64>;
 
 /// Evaluate `call` (a libc function call, cast to its return type) in process `pid`
 /// through gdb; whether gdb ran it.
@@ -252,20 +270,74 @@ fn gdb_call(pid: u32, call: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn heap(pid: u32, log: &Path) -> Option<Heap> {
-    if !gdb_call(pid, "(void)malloc_stats()") {
-        return None;
-    }
+/// `malloc_stats()` and the heap walk (`script`, a copy of [`HEAPWALK`]) in one attach.
+fn heap(pid: u32, log: &Path, script: &Path) -> Option<(Heap, Option<Chunks>)> {
+    let logged = std::fs::metadata(log).map_or(0, |m| m.len() as usize);
+    let output = Command::new("timeout")
+        .args(["60", "gdb", "-p", &pid.to_string(), "-batch", "-nx"])
+        .args(["-ex", "call (void)malloc_stats()", "-x"])
+        .arg(script)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
     let text = std::fs::read_to_string(log).ok()?;
+    let text = text.get(logged..)?;
     let total = &text[text.rfind("Total (incl. mmap):")?..];
     let field = |name: &str| -> Option<u64> {
         let line = total.lines().find(|l| l.starts_with(name))?;
         line.split('=').nth(1)?.trim().parse().ok()
     };
-    Some(Heap {
+    let walk = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("HEAPWALK "))
+        .and_then(|json| serde_json::from_str::<serde_json::Value>(json).ok());
+    let chunks: Option<Chunks> = walk.as_ref().and_then(|w| {
+        w["sizes"]
+            .as_object()?
+            .iter()
+            .map(|(size, n)| Some((size.parse().ok()?, n.as_u64()?)))
+            .collect()
+    });
+    let mmapped = walk
+        .as_ref()
+        .and_then(|w| Some((w["mmapped_bytes"].as_u64()?, w["mmapped_chunks"].as_u64()?)));
+    let (allocated, count) = match (&chunks, mmapped) {
+        (Some(c), Some((bytes, n))) => (
+            Some(c.iter().map(|(size, n)| size * n).sum::<u64>() + bytes),
+            Some(c.values().sum::<u64>() + n),
+        ),
+        _ => (None, None),
+    };
+    let heap = Heap {
         system: field("system bytes")?,
         in_use: field("in use bytes")?,
-    })
+        allocated,
+        chunks: count,
+    };
+    Some((heap, chunks))
+}
+
+/// What `after` holds that `before` did not, and the reverse: "N x SIZE B" by size.
+fn chunk_changes(before: &Chunks, after: &Chunks) -> (Vec<String>, Vec<String>) {
+    let mut more = Vec::new();
+    let mut fewer = Vec::new();
+    for size in before
+        .keys()
+        .chain(after.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let (b, a) = (
+            before.get(size).copied().unwrap_or(0),
+            after.get(size).copied().unwrap_or(0),
+        );
+        if a > b {
+            more.push(format!("{} x {size} B", a - b));
+        } else if b > a {
+            fewer.push(format!("{} x {size} B", b - a));
+        }
+    }
+    (more, fewer)
 }
 
 // ----- A blocking WebSocket client, just enough to check the server -------------------------
@@ -992,6 +1064,23 @@ fn main() {
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_default();
+    // `--attach PID --addr ADDR`: soak a `servers wsloop` started by hand (to look at it
+    // between runs); its stderr must go to `--server-log` for the heap readings.
+    if let (Some(pid), Some(addr)) = (args.get("attach"), args.get("addr")) {
+        let (Ok(pid), Ok(addr)) = (pid.parse::<u32>(), addr.parse::<SocketAddr>()) else {
+            eprintln!("--attach PID --addr HOST:PORT");
+            std::process::exit(2)
+        };
+        let log = PathBuf::from(args.get("server-log").unwrap_or("/dev/null"));
+        let code = match run(pid, addr, &o, &which, &out, &log) {
+            Ok(pass) => i32::from(!pass),
+            Err(e) => {
+                eprintln!("soak: {e}");
+                1
+            }
+        };
+        std::process::exit(code);
+    }
     let log = out.with_extension("server.log");
     let (mut child, addr) = start_server(&bin_dir, &which, &log).unwrap_or_else(|e| {
         eprintln!("{e}");
@@ -1027,8 +1116,13 @@ fn run(
     // Baseline: idle, a second after startup.
     thread::sleep(Duration::from_secs(1));
     let base = sample(pid).ok_or_else(gone)?;
-    let base_heap = heap(pid, log);
+    let script = out.with_extension("heapwalk.py");
+    std::fs::write(&script, HEAPWALK).map_err(|e| format!("write {}: {e}", script.display()))?;
+    let read_heap = || heap(pid, log, &script);
+    let (base_heap, base_chunks) = read_heap().unzip();
     eprintln!("baseline: {base:?} {base_heap:?}");
+    let mut first_chunks = None;
+    let mut end_chunks = None;
     let c = Counters::default();
     let next = AtomicU64::new(0);
     let peak = Mutex::new(base);
@@ -1058,7 +1152,7 @@ fn run(
                 during.store(false, Relaxed);
                 return Err(gone());
             };
-            let held = heap(pid, log);
+            let held = read_heap().map(|(h, _)| h);
             eprintln!(
                 "round {}/{}: {} sessions so far; settled in {waited:.1} s: {after:?} {held:?}",
                 r + 1,
@@ -1069,9 +1163,14 @@ fn run(
             // connections left behind has come due, and read again.
             let idle = if r == 0 || r + 1 == o.rounds {
                 thread::sleep(Duration::from_secs(o.idle_wait));
-                let idle = (sample(pid).ok_or_else(gone)?, heap(pid, log));
-                eprintln!("  and {} s later: {:?} {:?}", o.idle_wait, idle.0, idle.1);
-                Some(idle)
+                let now = sample(pid).ok_or_else(gone)?;
+                let (held, chunks) = read_heap().unzip();
+                eprintln!("  and {} s later: {now:?} {held:?}", o.idle_wait);
+                if r == 0 {
+                    first_chunks = chunks.clone().flatten();
+                }
+                end_chunks = chunks.flatten();
+                Some((now, held))
             } else {
                 None
             };
@@ -1105,9 +1204,18 @@ fn run(
     let first_heap = settles[0].idle.and_then(|x| x.1);
     let heap_ok = match (first_heap, end_heap) {
         (Some(first), Some(end)) if settles.len() > 1 => {
-            Some(end.in_use <= first.in_use + o.heap_growth_kib * 1024)
+            let (first, end) = match (first.allocated, end.allocated) {
+                (Some(f), Some(e)) => (f, e),
+                _ => (first.in_use, end.in_use),
+            };
+            Some(end <= first + o.heap_growth_kib * 1024)
         }
         _ => None,
+    };
+    let chunks = ChunkReport {
+        base: base_chunks.flatten(),
+        first: first_chunks,
+        end: end_chunks,
     };
     let pass = fds_ok && rss_ok && heap_ok != Some(false) && failures == 0;
     let report = Report {
@@ -1121,6 +1229,7 @@ fn run(
         end,
         end_heap,
         first_heap,
+        chunks,
         trimmed,
         settles: &settles,
         c: &c,
@@ -1140,6 +1249,13 @@ fn run(
     Ok(pass)
 }
 
+/// The heap walks at the start, after round 1 (idle) and at the end.
+struct ChunkReport {
+    base: Option<Chunks>,
+    first: Option<Chunks>,
+    end: Option<Chunks>,
+}
+
 struct Report<'a> {
     which: &'a str,
     o: &'a Options,
@@ -1152,6 +1268,7 @@ struct Report<'a> {
     end_heap: Option<Heap>,
     /// The heap after the first round and the idle wait.
     first_heap: Option<Heap>,
+    chunks: ChunkReport,
     /// The server after `malloc_trim(0)`, at the very end.
     trimmed: Option<Sample>,
     settles: &'a [Settled],
@@ -1190,10 +1307,16 @@ impl Report<'_> {
 
     fn json(&self) -> serde_json::Value {
         let s = |x: &Sample| json!({"rss_kib": x.rss_kib, "hwm_kib": x.hwm_kib, "anon_kib": x.anon_kib, "fds": x.fds});
-        let h = |x: Option<Heap>| x.map(|x| json!({"system": x.system, "in_use": x.in_use}));
+        let h = |x: Option<Heap>| {
+            x.map(|x| {
+                json!({"system": x.system, "in_use": x.in_use, "allocated": x.allocated,
+                       "chunks": x.chunks})
+            })
+        };
         let c = self.c;
         json!({
             "server": self.which,
+            "load_secs": self.o.secs,
             "secs": self.elapsed,
             "rounds": self.o.rounds,
             "server_cpu_secs": self.cpu,
@@ -1236,29 +1359,36 @@ impl Report<'_> {
             .unwrap_or_else(|_| std::env::args().collect::<Vec<_>>().join(" "));
         let mut md = format!(
             "## Soak: churn and a broadcast storm, back to baseline ({})\n\n\
-             `{command}` ({} run, {:.0} s of load in {} rounds, `servers {}` pinned to core 0; \
-             its CPU over the run: {:.1} s). Verdict: **{}**.\n\n",
+             `{command}` ({} run, {:.0} s of load in {} rounds, {:.0} s with the settles, \
+             `servers {}` pinned to core 0; its CPU over the run: {:.1} s). Verdict: **{}**.\n\n",
             pass_fail(self.pass),
             command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-            self.elapsed,
+            o.secs,
             o.rounds,
+            self.elapsed,
             self.which,
             self.cpu,
             pass_fail(self.pass),
         );
         md.push_str(
-            "| server | VmRSS MiB | VmHWM MiB | RssAnon MiB | open fds | heap in use MiB | \
-             heap from the system MiB |\n|---|---:|---:|---:|---:|---:|---:|\n",
+            "| server | VmRSS MiB | VmHWM MiB | RssAnon MiB | open fds | heap held, bytes \
+             (chunks) | malloc \"in use\" MiB | malloc from the system MiB |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         let row = |md: &mut String, label: &str, x: &Sample, heap: Option<Heap>| {
-            let (in_use, system) = heap.map_or(("-".into(), "-".into()), |h| {
+            let (held, in_use, system) = heap.map_or(("-".into(), "-".into(), "-".into()), |h| {
+                let held = match (h.allocated, h.chunks) {
+                    (Some(bytes), Some(n)) => format!("{bytes} ({n})"),
+                    _ => "-".into(),
+                };
                 (
+                    held,
                     format!("{:.2}", mib(h.in_use / 1024)),
                     format!("{:.2}", mib(h.system / 1024)),
                 )
             });
             md.push_str(&format!(
-                "| {label} | {:.2} | {:.2} | {:.2} | {} | {in_use} | {system} |\n",
+                "| {label} | {:.2} | {:.2} | {:.2} | {} | {held} | {in_use} | {system} |\n",
                 mib(x.rss_kib),
                 mib(x.hwm_kib),
                 mib(x.anon_kib),
@@ -1285,16 +1415,21 @@ impl Report<'_> {
             row(&mut md, "end, after `malloc_trim(0)`", trimmed, None);
         }
         let heap = match (self.heap_ok, self.first_heap, self.end_heap) {
-            (Some(ok), Some(first), Some(end)) => format!(
-                "heap in use at the end <= after round 1 (both {} s idle) + {} KiB \
-                 ({} <= {} bytes): {}",
-                o.idle_wait,
-                o.heap_growth_kib,
-                end.in_use,
-                first.in_use + o.heap_growth_kib * 1024,
-                pass_fail(ok)
-            ),
-            _ => "heap in use: not compared (needs `gdb` and two rounds)".into(),
+            (Some(ok), Some(first), Some(end)) => {
+                let (what, first, end) = match (first.allocated, end.allocated) {
+                    (Some(f), Some(e)) => ("heap held (walk)", f, e),
+                    _ => ("malloc \"in use\" (no heap walk)", first.in_use, end.in_use),
+                };
+                format!(
+                    "{what} at the end <= after round 1 (both {} s idle) + {} KiB \
+                     ({end} <= {} bytes): {}",
+                    o.idle_wait,
+                    o.heap_growth_kib,
+                    first + o.heap_growth_kib * 1024,
+                    pass_fail(ok)
+                )
+            }
+            _ => "heap: not compared (needs `gdb` and two rounds)".into(),
         };
         md.push_str(&format!(
             "\nBack to baseline: open descriptors end = start ({} = {}): {}; VmRSS end <= start + \
@@ -1308,6 +1443,26 @@ impl Report<'_> {
             pass_fail(self.rss_ok),
             self.failures,
         ));
+        let changes = |from: &Option<Chunks>, label: &str, md: &mut String| {
+            if let (Some(from), Some(end)) = (from, &self.chunks.end) {
+                let (more, fewer) = chunk_changes(from, end);
+                let list = |v: &[String]| {
+                    if v.is_empty() {
+                        "none".to_string()
+                    } else {
+                        v.join(", ")
+                    }
+                };
+                md.push_str(&format!(
+                    "Chunks the server holds at the end and did not {label}: {}; held then and \
+                     not at the end: {}.\n\n",
+                    list(&more),
+                    list(&fewer)
+                ));
+            }
+        };
+        changes(&self.chunks.base, "at the start", &mut md);
+        changes(&self.chunks.first, "after round 1", &mut md);
         md.push_str(&format!(
             "Churn ({} threads): {} sessions, {} messages echoed and checked ({:.1} MiB).\n\n\
              | ending | sessions | failed |\n|---|---:|---:|\n",
