@@ -67,8 +67,8 @@ pub struct ServerConfig {
     pub max_queued_bytes: usize,
     /// The most memory all connections together may hold in incoming messages (as they
     /// arrive, or as they inflate), write queues (each broadcast frame counted once) and
-    /// plain HTTP bodies, split evenly between the loops (`workers`). Enforced before memory
-    /// is taken:
+    /// plain HTTP bodies, plus the one buffer each loop keeps to recycle for the next large
+    /// message, split evenly between the loops (`workers`). Enforced before memory is taken:
     /// - from half of it on, a connection holding more than a 64th of it is no longer read
     ///   (TCP holds its data back), except one at a time, which may go on to three quarters
     ///   so that large messages still complete; its `message_timeout` still runs;
@@ -82,8 +82,8 @@ pub struct ServerConfig {
     /// So the last quarter stays for connections holding little: a normal client is still
     /// served while large holders wait. Not counted (the documented slack over it): per
     /// connection, the session and socket state (about 1 KiB), a handshake head being read
-    /// (at most `handshake_limits`), a deflate context; per loop, the read buffer, one
-    /// recycled message buffer (dropped under pressure), the `Handle` command queue
+    /// (at most `handshake_limits`), a deflate context; per loop, the read buffer, the
+    /// `Handle` command queue
     /// ([`COMMAND_QUEUE_BYTES`](constant.COMMAND_QUEUE_BYTES.html)) and the messages of one
     /// read being handed to the handler; and the allocator's own rounding.
     ///

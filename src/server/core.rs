@@ -94,6 +94,8 @@ pub(crate) struct Core<R: Reactor> {
     pub(super) spare: Option<Vec<u8>>,
     /// This loop's share of the memory budget, and what its connections hold.
     pub(super) budget: Budget,
+    /// What `spare` is charged in the budget (its capacity at the end of the last step).
+    spare_charged: usize,
     /// Connections not read while the budget is under pressure, read again once it is not.
     pub(super) budget_waiting: Vec<ConnRef>,
     /// Which sessions of this loop are subscribed to which topics.
@@ -125,6 +127,7 @@ impl<R: Reactor> Core<R> {
             now: Instant::now(),
             spare: None,
             budget: Budget::new(config.memory_budget / config.workers.max(1)),
+            spare_charged: 0,
             budget_waiting: Vec::new(),
             closing_data: None,
             topics: Topics::default(),
@@ -141,7 +144,18 @@ impl<R: Reactor> Core<R> {
         self.read_again(handler, buf);
         self.fire_timers(handler);
         self.flush_dirty(handler);
-        self.shutdown_step(handler)
+        let stop = self.shutdown_step(handler);
+        self.charge_spare();
+        stop
+    }
+
+    /// Charge the recycled buffer (`spare`) against the memory budget as it is at the end
+    /// of the step: it is memory the loop keeps, up to one message's worth, for as long as
+    /// it runs (dropped under pressure, see `budget_step`).
+    fn charge_spare(&mut self) {
+        let now = self.spare.as_ref().map_or(0, Vec::capacity);
+        self.budget.recharge(self.spare_charged, now);
+        self.spare_charged = now;
     }
 
     /// The clock of this step: the mio loop reads it after each poll, the simulator moves it.
@@ -688,7 +702,12 @@ impl<R: Reactor> Core<R> {
         // The memory budget's books: each connection is charged what it holds (every change
         // is charged by the end of a step), and the total is those charges plus the
         // broadcast frames, counted once.
-        let mut charged = self.budget.shared_bytes();
+        assert_eq!(
+            self.spare_charged,
+            self.spare.as_ref().map_or(0, Vec::capacity),
+            "the spare buffer's charge"
+        );
+        let mut charged = self.budget.shared_bytes() + self.spare_charged;
         for (key, conn) in &self.conns {
             assert_eq!(
                 conn.charged,
