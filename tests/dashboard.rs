@@ -1011,7 +1011,10 @@ fn allowed_origins_parse_as_origins_and_admit_exactly_themselves() {
         .collect();
     let a = Access::new("127.0.0.1:8080".parse().unwrap(), &[], &origins, None);
     // Kept as origins, the default port filled in, for the startup log line.
-    assert_eq!(a.origins(), "https://admin.example:443, http://10.0.0.5:8000");
+    assert_eq!(
+        a.origins(),
+        "https://admin.example:443, http://10.0.0.5:8000"
+    );
     let upgrade = |origin: &str, extra: &[&str]| {
         let origin = format!("Origin: {origin}");
         let mut headers = vec!["Host: 127.0.0.1:8080", origin.as_str()];
