@@ -12,6 +12,9 @@
 # serves both tests), with a self-signed certificate from the gen_cert example that Chromium
 # is told to trust by its key.
 #
+# Then the application API of issue 16 (tests/browser/shops_chat.test.mjs): the dashboard's
+# shop pages, its page after a Close 4000, its token on upgrades, and the chat example beside it.
+#
 # Leaves target/browser/dashboard.png (the page with its popups), target/browser/*.log (what
 # each dashboard process printed) and target/browser/console.log (the page's console).
 set -euo pipefail
@@ -22,19 +25,24 @@ note() { echo "--- browser: $* ($(($(date +%s) - started)) s)"; }
 
 out=$root/target/browser
 bin=$root/target/release/examples/dashboard
+chat_bin=$root/target/release/examples/chat
 mkdir -p "$out"
 
 cleanup() {
-    # Normally the test has already stopped them; this catches a test killed by its timeout.
-    # Only a PID that still runs the dashboard binary is killed (PIDs get reused).
-    local pid
-    [ -f "$out/dashboard.pids" ] || return 0
-    while read -r pid; do
-        [ -n "$pid" ] || continue
-        if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$bin" ]; then
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done <"$out/dashboard.pids"
+    # Normally the tests have already stopped them; this catches a test killed by its timeout.
+    # Only a PID that still runs the binary it was recorded for is killed (PIDs get reused).
+    local pid kind exe
+    for kind in dashboard chat; do
+        [ -f "$out/$kind.pids" ] || continue
+        exe=$bin
+        [ "$kind" = chat ] && exe=$chat_bin
+        while read -r pid; do
+            [ -n "$pid" ] || continue
+            if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$exe" ]; then
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+        done <"$out/$kind.pids"
+    done
 }
 trap cleanup EXIT
 
@@ -75,8 +83,9 @@ else
 fi
 
 # --- The example, in release, with TLS ------------------------------------------------------------
-note "cargo build --release --features tls --example dashboard --example gen_cert"
-timeout 1200 cargo build --release --features tls --example dashboard --example gen_cert
+note "cargo build --release --features tls --example dashboard --example gen_cert --example chat"
+timeout 1200 cargo build --release --features tls --example dashboard --example gen_cert --example chat
+: >"$out/chat.pids"
 
 # --- The test ----------------------------------------------------------------------------------
 note "node dashboard.test.mjs"
@@ -90,3 +99,9 @@ note "node dashboard_tls.test.mjs"
 export WSLOOP_DASHBOARD_TLS_BIN=$bin WSLOOP_TLS_CERT=$out/tls/cert.pem WSLOOP_TLS_KEY=$out/tls/key.pem
 (cd tests/browser && timeout --kill-after=10 120 node dashboard_tls.test.mjs)
 note "passed over https/wss"
+
+# --- Shops, the replaced page, the token, and the chat beside the dashboard ---------------------
+note "node shops_chat.test.mjs"
+export WSLOOP_CHAT_BIN=$chat_bin
+(cd tests/browser && timeout --kill-after=10 240 node shops_chat.test.mjs)
+note "passed: shops, replaced page, token, chat"

@@ -1,5 +1,7 @@
 //! The dashboard example, safe to expose (issue 19): every cross-site request of the issue is
-//! refused, over real sockets, by the very binary people run.
+//! refused, over real sockets, by the very binary people run. And the application API shown
+//! on it (issue 16): shop pages on topics (with two event loops), the token on upgrades in
+//! each of its three places, `--allow-origin`, `HEAD /`.
 //!
 //! Each test starts `target/<profile>/examples/dashboard` on a free port of 127.0.0.1 (`cargo
 //! test` builds it; `cargo test --test dashboard` alone does not, so build it first with
@@ -21,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use access::{preview, Access, Allowed, Refusal};
+use access::{preview, Access, Allowed, AllowedOrigin, Refusal};
 use wsloop::client::Client;
 use wsloop::handshake::{Limits, Request, RequestParser};
 
@@ -210,6 +212,13 @@ impl Dashboard {
     /// A WebSocket upgrade for `/ws/{sid}` with these header lines; the status, and the
     /// socket when it is 101.
     fn upgrade(&self, sid: &str, headers: &[String]) -> (u16, Option<TcpStream>) {
+        let (head, socket) = self.upgrade_head(sid, headers);
+        (status_of(&head), socket)
+    }
+
+    /// A WebSocket upgrade for `/ws/{sid}` (a query may follow the sid) with these header
+    /// lines; the answer's head, and the socket when it is 101.
+    fn upgrade_head(&self, sid: &str, headers: &[String]) -> (String, Option<TcpStream>) {
         let mut request = format!(
             "GET /ws/{sid} HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
@@ -231,14 +240,22 @@ impl Dashboard {
                 _ => head.push(byte[0]),
             }
         }
-        let status = status_of(&String::from_utf8_lossy(&head));
-        (status, (status == 101).then_some(s))
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let status = status_of(&head);
+        (head, (status == 101).then_some(s))
     }
 
     /// An upgrade as the dashboard's own page sends it.
     fn open_page(&self, sid: &str) -> TcpStream {
-        let (status, socket) =
-            self.upgrade(sid, &[self.host(), format!("Origin: {}", self.origin())]);
+        self.open_page_with(sid, "", &[])
+    }
+
+    /// An upgrade as the dashboard's own page sends it, with a query (`?shop=..`, empty for
+    /// none) and more header lines.
+    fn open_page_with(&self, sid: &str, query: &str, extra: &[String]) -> TcpStream {
+        let mut headers = vec![self.host(), format!("Origin: {}", self.origin())];
+        headers.extend(extra.iter().cloned());
+        let (status, socket) = self.upgrade(&format!("{sid}{query}"), &headers);
         assert_eq!(status, 101, "a same-origin upgrade opens");
         self.wait_log(&format!("dashboard {sid} connected"));
         socket.unwrap()
@@ -499,7 +516,8 @@ fn a_host_that_is_not_allowed_gets_421_even_for_the_page() {
 #[test]
 fn with_a_token_every_post_needs_it_and_the_page_still_works() {
     let d = Dashboard::start(&["--token", "s3cret-T0ken"]);
-    let mut page = d.open_page("page");
+    // The page passes on the token it was loaded with (`/?token=..`).
+    let mut page = d.open_page_with("page", "?token=s3cret-T0ken", &[]);
     for auth in [
         None,
         Some("Authorization: Bearer wrong"),
@@ -573,6 +591,237 @@ fn a_one_megabyte_message_is_logged_as_one_short_escaped_line() {
     assert!(dashboard_lines >= 4, "{log:?}");
 }
 
+/// The `"delivered"` count of a POST's answer.
+fn delivered(body: &str) -> usize {
+    let (_, rest) = body
+        .split_once(r#"{"delivered":"#)
+        .unwrap_or_else(|| panic!("no delivered count: {body}"));
+    rest.trim_end_matches('}').parse().unwrap()
+}
+
+#[test]
+fn shop_pages_get_their_shops_orders_only_across_two_loops() {
+    let d = Dashboard::start(&["--workers", "2"]);
+    let mut shop_a: Vec<TcpStream> = ["a1", "a2", "a3", "a4"]
+        .iter()
+        .map(|sid| d.open_page_with(sid, "?shop=A-1", &[]))
+        .collect();
+    let mut shop_b = d.open_page_with("b1", "?shop=b_2", &[]);
+    let mut plain = d.open_page("plain");
+    assert!(d.log_has("dashboard a1 connected (") && d.log_has("shop A-1"));
+
+    let (status, body) = d.post("/shops/A-1/orders/9/placed", None, &[], "");
+    assert_eq!(status, 200, "{body}");
+    // Counted like /orders: the pages of the loop that took the POST. Loop 0 hands each
+    // connection to the loop with the fewest, so the four are on both loops; the other
+    // loop's get the alert through its queue, uncounted.
+    assert!((1..=4).contains(&delivered(&body)), "{body}");
+    let alert = r#"{"type":1,"orderId":9,"content":"订单号：9"}"#;
+    for page in &mut shop_a {
+        assert_eq!(next_text(page, WAIT).as_deref(), Some(alert));
+    }
+    assert_eq!(next_text(&mut shop_b, Duration::from_millis(300)), None);
+    assert_eq!(next_text(&mut plain, Duration::from_millis(100)), None);
+
+    let (status, body) = d.post("/shops/b_2/orders/10/remind", None, &[], "");
+    assert_eq!(status, 200, "{body}");
+    assert!(delivered(&body) <= 1, "{body}");
+    let remind = r#"{"type":2,"orderId":10,"content":"订单号：10"}"#;
+    assert_eq!(next_text(&mut shop_b, WAIT).as_deref(), Some(remind));
+    for page in &mut shop_a {
+        assert_eq!(next_text(page, Duration::from_millis(100)), None);
+    }
+
+    // The existing route still reaches every page, shop or not.
+    let (status, _) = d.post("/orders/11/remind", None, &[], "");
+    assert_eq!(status, 200);
+    for page in shop_a.iter_mut().chain([&mut shop_b, &mut plain]) {
+        let got = next_text(page, WAIT).unwrap();
+        assert!(got.contains(r#""orderId":11"#), "{got}");
+    }
+
+    // A shop without pages: delivered to none. Bad shop ids: 400, and no session.
+    let (status, body) = d.post("/shops/nobody/orders/12/placed", None, &[], "");
+    assert_eq!((status, delivered(&body)), (200, 0), "{body}");
+    let long = "s".repeat(65);
+    for path in [
+        "/shops/a%20b/orders/1/placed".to_string(),
+        format!("/shops/{long}/orders/1/placed"),
+        "/shops/A-1/orders/x/placed".to_string(),
+    ] {
+        let (status, body) = d.post(&path, None, &[], "");
+        assert_eq!(status, 400, "{path}: {body}");
+    }
+    let (status, _) = d.http("GET", "/shops/A-1/orders/1/placed", &[d.host()], "");
+    assert_eq!(status, 405);
+    let (status, _) = d.upgrade(
+        "bad-shop?shop=a%0Ab",
+        &[d.host(), format!("Origin: {}", d.origin())],
+    );
+    assert_eq!(status, 400);
+    assert!(d.log_gets(r#"upgrade to /ws/bad-shop refused: 400, bad shop id "a\nb""#));
+}
+
+#[test]
+fn a_shop_post_answers_how_many_of_its_pages_it_reached() {
+    let d = Dashboard::start(&[]);
+    let mut pages: Vec<TcpStream> = ["x1", "x2"]
+        .iter()
+        .map(|sid| d.open_page_with(sid, "?shop=7", &[]))
+        .collect();
+    let _other = d.open_page_with("y1", "?shop=8", &[]);
+    let (status, body) = d.post("/shops/7/orders/44/placed", None, &[], "");
+    assert_eq!(
+        (status, body.ends_with(r#"{"delivered":2}"#)),
+        (200, true),
+        "{body}"
+    );
+    for page in &mut pages {
+        assert!(next_text(page, WAIT).unwrap().contains(r#""orderId":44"#));
+    }
+    // A page that leaves leaves its shop's topic.
+    drop(pages.pop());
+    d.wait_log("dashboard x2 disconnected");
+    let (_, body) = d.post("/shops/7/orders/45/placed", None, &[], "");
+    assert!(body.ends_with(r#"{"delivered":1}"#), "{body}");
+}
+
+#[test]
+fn with_a_token_upgrades_need_it_in_the_query_a_header_or_a_cookie() {
+    let token = "s3cret+T0ken/=";
+    let d = Dashboard::start(&["--token", token]);
+    let page = |extra: &[&str]| {
+        let mut headers = vec![d.host(), format!("Origin: {}", d.origin())];
+        headers.extend(extra.iter().map(|h| h.to_string()));
+        headers
+    };
+    for (sid, extra) in [
+        ("none", vec![]),
+        ("q-wrong?token=s3cret", vec![]),
+        // `+` in a query is a space (form encoding): not the token.
+        ("q-plus?token=s3cret+T0ken/=", vec![]),
+        ("h-wrong", vec!["Authorization: Bearer s3cret+T0ken"]),
+        ("h-basic", vec!["Authorization: Basic s3cret+T0ken/="]),
+        ("c-wrong", vec!["Cookie: token=nope; other=s3cret+T0ken/="]),
+    ] {
+        let (head, socket) = d.upgrade_head(sid, &page(&extra));
+        assert_eq!(status_of(&head), 401, "{sid} {extra:?}: {head}");
+        assert!(head.contains("WWW-Authenticate: Bearer\r\n"), "{head}");
+        assert!(socket.is_none());
+    }
+    let mut opened = Vec::new();
+    for (sid, query, extra) in [
+        ("q", "?token=s3cret%2BT0ken%2F%3D", None),
+        ("h", "", Some("Authorization: Bearer s3cret+T0ken/=")),
+        ("c", "", Some("Cookie: theme=dark; token=s3cret+T0ken/=")),
+    ] {
+        let extra: Vec<String> = extra.map(str::to_string).into_iter().collect();
+        opened.push((sid, d.open_page_with(sid, query, &extra)));
+    }
+    // Each of the three is a session: a message to each arrives.
+    for (sid, socket) in &mut opened {
+        let (status, body) = d.post(
+            &format!("/send/{sid}"),
+            None,
+            &[format!("Authorization: Bearer {token}")],
+            "hi",
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(next_text(socket, WAIT).as_deref(), Some("hi"));
+    }
+    // The token does not excuse a page on another origin.
+    let (status, _) = d.upgrade(
+        "evil?token=s3cret%2BT0ken%2F%3D",
+        &[d.host(), "Origin: https://evil.example".into()],
+    );
+    assert_eq!(status, 403);
+    assert!(d.log_gets("upgrade to /ws/none refused: 401, no or wrong bearer token"));
+    for sid in [
+        "none", "q-wrong", "q-plus", "h-wrong", "h-basic", "c-wrong", "evil",
+    ] {
+        assert!(!d.log_has(&format!("dashboard {sid} connected")), "{sid}");
+    }
+}
+
+#[test]
+fn a_foreign_origin_is_refused_unless_allowed_with_allow_origin() {
+    let d = Dashboard::start(&[
+        "--allow-origin",
+        "https://Admin.Example.com",
+        "--allow-origin",
+        "http://127.0.0.1:7000/",
+    ]);
+    let from = |origin: &str, extra: &[&str]| {
+        let mut headers = vec![d.host(), format!("Origin: {origin}")];
+        headers.extend(extra.iter().map(|h| h.to_string()));
+        headers
+    };
+    // An allowed page on another site: the browser says cross-site, and that is the point.
+    let (status, _admin) = d.upgrade(
+        "admin",
+        &from("https://admin.example.com", &["Sec-Fetch-Site: cross-site"]),
+    );
+    assert_eq!(status, 101);
+    let (status, _local) = d.upgrade("local", &from("http://127.0.0.1:7000", &[]));
+    assert_eq!(status, 101);
+    for origin in [
+        "https://admin.example.com:444",
+        "http://admin.example.com",
+        "https://evil.example",
+        "http://127.0.0.1:7001",
+    ] {
+        let (status, _) = d.upgrade("foreign", &from(origin, &[]));
+        assert_eq!(status, 403, "{origin}");
+    }
+    assert!(d.log_gets(
+        r#"upgrade to /ws/foreign refused: 403, cross-site: Origin "https://evil.example""#
+    ));
+    assert!(!d.log_has("dashboard foreign connected"));
+    // POSTs from an allowed page pass too.
+    let (status, body) = d.post(
+        "/orders/3/placed",
+        Some("https://admin.example.com"),
+        &[],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        d.log_gets("pages also allowed from: https://admin.example.com:443, http://127.0.0.1:7000")
+    );
+
+    // A value that is not an origin is refused at startup.
+    let out = Command::new(dashboard_bin())
+        .args(["127.0.0.1:0", "--allow-origin", "ftp://files.example"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--allow-origin needs http(s)://NAME[:PORT]"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn head_answers_like_get_without_the_page() {
+    let d = Dashboard::start(&[]);
+    for path in ["/", "/index.html"] {
+        let (status, get) = d.http("GET", path, &[d.host()], "");
+        assert_eq!(status, 200);
+        let (get_head, page) = get.split_once("\r\n\r\n").unwrap();
+        assert!(page.contains("<html"));
+        assert!(get_head.contains(&format!("Content-Length: {}\r\n", page.len())));
+        let (status, head) = d.http("HEAD", path, &[d.host()], "");
+        assert_eq!(status, 200);
+        assert_eq!(head, format!("{get_head}\r\n\r\n"), "HEAD {path}");
+    }
+    // HEAD goes through the Host check like GET.
+    let (status, head) = d.http("HEAD", "/", &["Host: evil.example".into()], "");
+    assert_eq!(status, 421);
+    assert!(head.ends_with("\r\n\r\n"), "no body: {head}");
+}
+
 // --- The rules of access.rs, on requests parsed by wsloop's own parser -------------------------
 
 fn request(method: &str, headers: &[&str]) -> Request {
@@ -591,7 +840,12 @@ fn request(method: &str, headers: &[&str]) -> Request {
 
 fn access(bound: &str, extra: &[&str], token: Option<&str>) -> Access {
     let extra: Vec<Allowed> = extra.iter().map(|e| Allowed::parse(e).unwrap()).collect();
-    Access::new(bound.parse().unwrap(), &extra, token.map(str::to_string))
+    Access::new(
+        bound.parse().unwrap(),
+        &extra,
+        &[],
+        token.map(str::to_string),
+    )
 }
 
 #[test]
@@ -737,6 +991,78 @@ fn origins_must_be_the_requests_own_or_an_allowed_name() {
         upgrade(&["Host: localhost", "Origin: http://localhost:8080"]),
         Err(403)
     );
+}
+
+#[test]
+fn allowed_origins_parse_as_origins_and_admit_exactly_themselves() {
+    for bad in [
+        "ftp://x",
+        "null",
+        "https://",
+        "https://a b",
+        "https://x/path",
+        "x",
+    ] {
+        assert!(AllowedOrigin::parse(bad).is_err(), "{bad}");
+    }
+    let origins: Vec<AllowedOrigin> = ["https://Admin.example", "http://10.0.0.5:8000/"]
+        .iter()
+        .map(|o| AllowedOrigin::parse(o).unwrap())
+        .collect();
+    let a = Access::new("127.0.0.1:8080".parse().unwrap(), &[], &origins, None);
+    // Kept as origins, the default port filled in, for the startup log line.
+    assert_eq!(
+        a.origins(),
+        "https://admin.example:443, http://10.0.0.5:8000"
+    );
+    let upgrade = |origin: &str, extra: &[&str]| {
+        let origin = format!("Origin: {origin}");
+        let mut headers = vec!["Host: 127.0.0.1:8080", origin.as_str()];
+        headers.extend(extra);
+        a.check_upgrade(&request("GET", &headers))
+            .map_err(|r| r.status())
+    };
+    assert_eq!(upgrade("https://admin.example", &[]), Ok(()));
+    assert_eq!(
+        upgrade("https://admin.example:443", &["Sec-Fetch-Site: cross-site"]),
+        Ok(())
+    );
+    assert_eq!(upgrade("http://10.0.0.5:8000", &[]), Ok(()));
+    for other in [
+        "http://admin.example",
+        "https://admin.example:8443",
+        "http://10.0.0.5",
+    ] {
+        assert_eq!(upgrade(other, &[]), Err(403), "{other}");
+    }
+    // Two Origin headers are never one allowed origin.
+    assert_eq!(
+        upgrade("https://admin.example", &["Origin: https://admin.example"]),
+        Err(403)
+    );
+    // The Host rule still comes first.
+    let rebound = ["Host: evil.example", "Origin: https://admin.example"];
+    assert_eq!(
+        a.check_upgrade(&request("GET", &rebound))
+            .map_err(|r| r.status()),
+        Err(421)
+    );
+}
+
+#[test]
+fn an_upgrade_token_may_be_any_one_of_the_offered_ones() {
+    let a = access("127.0.0.1:8080", &[], Some("tok-1"));
+    assert_eq!(a.check_upgrade_token(["tok-1"]), Ok(()));
+    assert_eq!(a.check_upgrade_token(["nope", "tok-1"]), Ok(()));
+    for bad in [&[][..], &["tok-"][..], &["tok-12", "TOK-1"][..]] {
+        assert_eq!(
+            a.check_upgrade_token(bad.iter().copied()),
+            Err(Refusal::NoToken)
+        );
+    }
+    // Without --token, upgrades need none.
+    let open = access("127.0.0.1:8080", &[], None);
+    assert_eq!(open.check_upgrade_token([]), Ok(()));
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Who may use the dashboard: the `Host` allow-list, the same-origin check of upgrades and
-//! POSTs, and the optional bearer token; plus [`preview`], the bounded, escaped form in which
+//! POSTs (with the `--allow-origin` exceptions), and the optional bearer token; plus [`preview`], the bounded, escaped form in which
 //! the dashboard logs text that a client chose.
 //!
 //! Owns: these rules, the refusals with their statuses and bodies, and how a refusal reads in
@@ -20,12 +20,16 @@
 //!    scheme's default may be left out of either) nor `http(s)://` + an `--allow-host` name
 //!    (for a proxy that rewrites `Host`). Another server on this machine, on another port,
 //!    is another origin. No `Origin` at all passes: browsers send one on every upgrade and
-//!    every cross-origin POST, while curl and scripts send none.
-//! 3. **Token** (POSTs and other unsafe methods, only with `--token T`): the request must
-//!    carry `Authorization: Bearer T` (else 401 with `WWW-Authenticate: Bearer`). A header
-//!    rather than a query parameter, so that the token stays out of access logs and the
-//!    browser history, and so that a cross-site page cannot send it without a CORS preflight
-//!    (which the dashboard never answers).
+//!    every cross-origin POST, while curl and scripts send none. An `Origin` that is one of
+//!    the `--allow-origin URL` entries passes before any of this (whatever its
+//!    `Sec-Fetch-Site`, which a browser sets to `cross-site` for exactly those pages).
+//! 3. **Token** (only with `--token T`): a POST (or other unsafe method) must carry
+//!    `Authorization: Bearer T`; an upgrade may carry it there, as `?token=T` in its URL or
+//!    as a `token=T` cookie, since a page cannot set headers on a WebSocket. Else 401 with
+//!    `WWW-Authenticate: Bearer`. POSTs take the header only, so that the token stays out of
+//!    access logs and the browser history there, and so that a cross-site page cannot send
+//!    it without a CORS preflight (which the dashboard never answers); a cross-site page
+//!    that knows the token still cannot open a WebSocket, which rule 2 refuses.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -65,6 +69,52 @@ impl fmt::Display for Allowed {
             None => write!(f, "{} (any port)", self.name),
         }
     }
+}
+
+/// One `--allow-origin` entry: a serialized origin (RFC 6454 §6.2), `http(s)://NAME[:PORT]`,
+/// kept as its scheme, lower-case name and port (the scheme's default when left out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedOrigin {
+    https: bool,
+    name: String,
+    port: u16,
+}
+
+impl AllowedOrigin {
+    /// An `--allow-origin` value, e.g. `https://admin.example.com` (one trailing `/` is
+    /// tolerated, nothing else after the authority).
+    pub fn parse(value: &str) -> Result<AllowedOrigin, String> {
+        let origin = value.strip_suffix('/').unwrap_or(value);
+        parse_origin(origin).ok_or(format!(
+            "--allow-origin needs http(s)://NAME[:PORT], not {:?}",
+            preview(value, 64)
+        ))
+    }
+}
+
+impl fmt::Display for AllowedOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.https { "https" } else { "http" };
+        write!(f, "{scheme}://{}:{}", self.name, self.port)
+    }
+}
+
+/// An `Origin` value, `http(s)://authority`, as an [`AllowedOrigin`]; `None` for `null`,
+/// another scheme, or a malformed authority.
+fn parse_origin(origin: &str) -> Option<AllowedOrigin> {
+    // RFC 6454 §7: the serialized origin, scheme "://" host [":" port].
+    let (scheme, authority) = origin.split_once("://")?;
+    let https = if scheme.eq_ignore_ascii_case("http") {
+        false
+    } else if scheme.eq_ignore_ascii_case("https") {
+        true
+    } else {
+        return None;
+    };
+    let (name, port) = split_authority(authority)?;
+    // RFC 6454 §4: an origin is (scheme, host, port); a default port may be left out.
+    let port = port.unwrap_or(if https { 443 } else { 80 });
+    Some(AllowedOrigin { https, name, port })
 }
 
 /// Why a request was refused; [`Refusal::response`] is the answer.
@@ -130,13 +180,20 @@ pub struct Access {
     allowed: Vec<Allowed>,
     /// The `--allow-host` entries alone: the origins allowed besides the request's own.
     extra: Vec<Allowed>,
+    /// The `--allow-origin` entries: pages elsewhere that may upgrade and POST.
+    origins: Vec<AllowedOrigin>,
     token: Option<String>,
 }
 
 impl Access {
-    /// The rules for a server bound to `local`, with the `--allow-host` entries `extra` and
-    /// the `--token`, if any.
-    pub fn new(local: SocketAddr, extra: &[Allowed], token: Option<String>) -> Access {
+    /// The rules for a server bound to `local`, with the `--allow-host` entries `extra`, the
+    /// `--allow-origin` entries `origins` and the `--token`, if any.
+    pub fn new(
+        local: SocketAddr,
+        extra: &[Allowed],
+        origins: &[AllowedOrigin],
+        token: Option<String>,
+    ) -> Access {
         let port = Some(local.port());
         let mut allowed: Vec<Allowed> = ["localhost", "127.0.0.1", "[::1]"]
             .iter()
@@ -169,6 +226,7 @@ impl Access {
         Access {
             allowed: unique,
             extra: extra.to_vec(),
+            origins: origins.to_vec(),
             token,
         }
     }
@@ -179,16 +237,43 @@ impl Access {
         names.join(", ")
     }
 
-    /// Whether a token is required on POSTs.
+    /// The `--allow-origin` entries, for the startup log line.
+    pub fn origins(&self) -> String {
+        let origins: Vec<String> = self.origins.iter().map(AllowedOrigin::to_string).collect();
+        origins.join(", ")
+    }
+
+    /// Whether a token is required on POSTs and upgrades.
     pub fn has_token(&self) -> bool {
         self.token.is_some()
     }
 
-    /// The checks of an upgrade request: Host, then same origin (no token: a page cannot set
-    /// headers on a WebSocket).
+    /// The checks of an upgrade request's head: Host, then same origin. The token, which an
+    /// upgrade may carry in three places, is [`Access::check_upgrade_token`]'s.
     pub fn check_upgrade(&self, request: &Request) -> Result<(), Refusal> {
         self.check_host(request)?;
         self.check_same_origin(request)
+    }
+
+    /// The token check of an upgrade, given the tokens it `offered` (its `?token=`, the
+    /// value of its `Authorization: Bearer`, its `token` cookie): one of them must be the
+    /// token, when `--token` is set.
+    pub fn check_upgrade_token<'a>(
+        &self,
+        offered: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), Refusal> {
+        let Some(want) = &self.token else {
+            return Ok(());
+        };
+        // Every candidate is compared (no early exit), each in constant time.
+        let found = offered.into_iter().fold(false, |found, token| {
+            same_bytes(token.as_bytes(), want.as_bytes()) | found
+        });
+        if found {
+            Ok(())
+        } else {
+            Err(Refusal::NoToken)
+        }
     }
 
     /// The checks of a plain HTTP request: Host for all; same origin and token for every
@@ -231,6 +316,19 @@ impl Access {
     }
 
     fn check_same_origin(&self, request: &Request) -> Result<(), Refusal> {
+        let mut origins = headers(request, "origin");
+        let origin = match (origins.next(), origins.next()) {
+            (Some(origin), None) => Some(origin),
+            _ => None,
+        };
+        // `--allow-origin`: a page the operator named, on another site by definition.
+        let named = origin
+            .and_then(|o| std::str::from_utf8(o).ok())
+            .and_then(parse_origin)
+            .is_some_and(|o| self.origins.contains(&o));
+        if named {
+            return Ok(());
+        }
         // Fetch Metadata: the browser's own verdict on where the request comes from.
         if headers(request, "sec-fetch-site").any(|v| v.eq_ignore_ascii_case(b"cross-site")) {
             return Err(Refusal::CrossSite("Sec-Fetch-Site: cross-site".into()));
@@ -245,23 +343,16 @@ impl Access {
         let origin = std::str::from_utf8(origin).map_err(|_| refused())?;
         // RFC 6454 §7: the serialized origin, scheme "://" host [":" port]; "null" for an
         // opaque origin (a sandboxed frame, a file: page), which is never this dashboard.
-        let (scheme, authority) = origin.split_once("://").ok_or_else(refused)?;
-        let default_port = if scheme.eq_ignore_ascii_case("http") {
-            80
-        } else if scheme.eq_ignore_ascii_case("https") {
-            443
-        } else {
-            return Err(refused());
-        };
-        let (name, port) = split_authority(authority).ok_or_else(refused)?;
-        // RFC 6454 §4: an origin is (scheme, host, port); a default port may be left out.
-        let without_default = |port: Option<u16>| port.filter(|&p| p != default_port);
+        let origin = parse_origin(origin).ok_or_else(refused)?;
+        let default_port = if origin.https { 443 } else { 80 };
+        // RFC 6454 §4: an origin is (scheme, host, port); a default port may be left out of
+        // the Host too.
         let own = Access::host(request)
-            .is_some_and(|(h, p)| h == name && without_default(p) == without_default(port));
+            .is_some_and(|(h, p)| h == origin.name && p.unwrap_or(default_port) == origin.port);
         let listed = self
             .extra
             .iter()
-            .any(|entry| entry.matches(&name, port.unwrap_or(default_port)));
+            .any(|entry| entry.matches(&origin.name, origin.port));
         if own || listed {
             Ok(())
         } else {

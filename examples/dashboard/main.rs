@@ -9,6 +9,7 @@
 //! curl -X POST http://127.0.0.1:8080/orders/42/remind     # every page pops up order 42
 //! curl -X POST http://127.0.0.1:8080/orders/43/placed     # a new-order alert
 //! curl -X POST -d 'hello' http://127.0.0.1:8080/send/<sid>
+//! curl -X POST http://127.0.0.1:8080/shops/7/orders/44/placed   # only the pages of shop 7
 //! cargo run --release --example dashboard -- 127.0.0.1:8080 --simulate
 //! cargo run --example gen_cert                            # writes cert.pem and key.pem
 //! cargo run --release --features tls --example dashboard -- --tls-cert cert.pem --tls-key key.pem
@@ -27,6 +28,15 @@
 //! curl -X POST http://127.0.0.1:8082/orders/42/remind     # pages on 8081 and 8082 pop it up
 //! redis-cli PUBLISH wsloop:events '{"type":"broadcast","text":"{\"type\":1,\"orderId\":7,\"content\":\"7\"}"}'
 //! ```
+//!
+//! Shops: the page at `/?shop=7` opens its socket at `/ws/<sid>?shop=7`, and the upgrade
+//! decision (`on_upgrade`) gives the session that shop as its data; `on_open` subscribes it
+//! to the topic `shop/7`. `POST /shops/7/orders/<id>/placed` (or `/remind`) publishes the
+//! same alert as `/orders/<id>/...` to that topic only and answers `{"delivered":N}`, N the
+//! pages it was queued for, counted like the `/orders` routes count theirs (this event
+//! loop's pages: with `--workers`, the pages on the other loops get it too but are not
+//! counted; with `--redis` it is published to the other instances too, `"published"` says
+//! whether that was queued). A shop id is 1 to 64 letters, digits, `-` or `_` (else 400).
 //!
 //! Two ways to push, both shown here:
 //! - from inside the loop: the HTTP endpoints run in `on_request` and use the [`Context`],
@@ -47,16 +57,26 @@
 //!   `tap` works) and the bound address; `--allow-host NAME[:PORT]` (repeatable) adds a name,
 //!   e.g. the public one behind a proxy or the machine's name when bound to `0.0.0.0`. A
 //!   DNS-rebound name gets nothing.
-//! - upgrades and POSTs from another origin are refused with 403: an `Origin` (`null` too)
-//!   that is neither `http(s)://` + the request's own `Host` nor an `--allow-host` name, or
+//! - upgrades and POSTs from another origin are refused with 403 (cross-site WebSocket
+//!   hijacking: a page elsewhere using the admin's browser): an `Origin` (`null` too) that is
+//!   neither `http(s)://` + the request's own `Host` nor an `--allow-host` name, or
 //!   `Sec-Fetch-Site: cross-site`. curl and scripts send no `Origin` and work as above.
-//! - with `--token T`, every POST needs `Authorization: Bearer T` (else 401):
+//!   `--allow-origin URL` (repeatable, e.g. `https://admin.example.com`) admits a page on
+//!   another origin.
+//! - with `--token T`, every POST needs `Authorization: Bearer T`, and every upgrade `T` as
+//!   `?token=T`, `Authorization: Bearer T` or a `token=T` cookie (else 401 with
+//!   `WWW-Authenticate: Bearer`):
 //!   `curl -X POST -H 'Authorization: Bearer T' http://127.0.0.1:8080/orders/42/remind`.
+//!   The page gets the token from its own URL: open `http://127.0.0.1:8080/?token=T` and it
+//!   passes `?token=T` on to its socket (or set the cookie `token=T` for the site).
 //! - the page takes its sid from `crypto.randomUUID()` (or `crypto.getRandomValues`), never
 //!   `Math.random`, so that another page cannot guess it and take the session over.
 //! - one client address holds at most 256 connections (`--max-per-ip N`, 0 = no limit; set
 //!   it to 0 behind a reverse proxy, where every client comes from the proxy's address); the
 //!   next gets 429 (see `ServerConfig::max_connections_per_ip`).
+//! - a page whose sid is opened elsewhere (Close 4000 "replaced") says so and does not
+//!   reconnect, so two holders of one sid do not take it from each other forever.
+//! - `HEAD /` answers like `GET /` without the page (same headers and Content-Length).
 //! - what a page sends is logged as its length and a short escaped preview, never whole.
 //! - all connections together hold at most the memory budget in messages and queues
 //!   (`--memory-budget BYTES`, default the library's 1 GiB; see
@@ -66,15 +86,15 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use wsloop::handshake::Request;
 use wsloop::server::{
-    CloseReason, Context, Handle, Handler, HttpRequest, HttpResponse, Route, SendStatus, Server,
+    CloseReason, Context, Handle, Handler, HttpRequest, HttpResponse, SendStatus, Server, Upgrade,
+    UpgradeRequest,
 };
 use wsloop::Message;
 use wsloop_redis::{Bridge, Config};
 
 mod access;
-use access::{preview, Access, Allowed};
+use access::{preview, Access, Allowed, AllowedOrigin};
 
 /// Connections one client address may hold by default (`--max-per-ip`): far more than the
 /// tabs of one person, far fewer than `max_connections`, so one client cannot take every
@@ -87,23 +107,98 @@ const PAGE: &str = include_str!("page.html");
 const PREVIEW: usize = 64;
 
 /// The access rules, set in `main` once the bound address is known (port 0 picks one) and
-/// before the server runs; read by the upgrade route (a plain function) and `on_request`.
+/// before the server runs; read by the upgrade decision and `on_request`.
 static ACCESS: OnceLock<Access> = OnceLock::new();
 
-/// The upgrade route: the access checks of `access.rs`, then the sid exactly as the default
-/// `/ws/{sid}` route takes it.
-fn upgrade_route(request: &Request) -> Result<String, u16> {
+/// Longest shop id, in bytes.
+const MAX_SHOP: usize = 64;
+
+/// A page's session data, given at the upgrade: the shop whose orders it shows, if any.
+struct Page {
+    shop: Option<String>,
+}
+
+/// Whether `shop` may name a shop: 1 to [`MAX_SHOP`] letters, digits, `-` and `_`, so that a
+/// topic name and a log line stay short and plain.
+fn valid_shop(shop: &str) -> bool {
+    (1..=MAX_SHOP).contains(&shop.len())
+        && shop
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The topic of a shop's pages.
+fn shop_topic(shop: &str) -> String {
+    format!("shop/{shop}")
+}
+
+/// The upgrade decision (`/ws/{sid}`, the default route): the access checks of `access.rs`
+/// (Host, same origin, the token with `--token`), then the page's shop from `?shop=`.
+fn decide_upgrade(req: &UpgradeRequest<'_>) -> Upgrade {
     let Some(access) = ACCESS.get() else {
-        return Err(503);
+        return Upgrade::reject(HttpResponse::json(503, r#"{"error":"starting"}"#));
     };
-    if let Err(refusal) = access.check_upgrade(request) {
+    let bearer = req
+        .header("authorization")
+        .and_then(|value| value.split_once(' '))
+        // RFC 9110 §11.1: the scheme is case-insensitive; RFC 6750 §2.1: `Bearer <token>`.
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim_start_matches(' '));
+    let query = req.query("token");
+    let offered = [query.as_deref(), bearer, req.cookie("token")];
+    let checked = access
+        .check_upgrade(req.request())
+        .and_then(|()| access.check_upgrade_token(offered.into_iter().flatten()));
+    if let Err(refusal) = checked {
         log::warn!(
             "upgrade to {} refused: {refusal}",
-            preview(request.path(), PREVIEW)
+            preview(req.path(), PREVIEW)
         );
-        return Err(refusal.status());
+        return Upgrade::reject(refusal.response());
     }
-    Route::default().sid(request)
+    let shop = match req.query("shop") {
+        None => None,
+        Some(shop) if valid_shop(&shop) => Some(shop.into_owned()),
+        Some(shop) => {
+            log::warn!(
+                "upgrade to {} refused: 400, bad shop id \"{}\"",
+                preview(req.path(), PREVIEW),
+                preview(&shop, PREVIEW)
+            );
+            return Upgrade::reject(HttpResponse::json(
+                400,
+                r#"{"error":"a shop id is 1 to 64 letters, digits, - or _"}"#,
+            ));
+        }
+    };
+    Upgrade::accept().with_data(Page { shop })
+}
+
+/// The upgrade decision in front of a handler: [`decide_upgrade`], then every other callback
+/// passed on. A wrapper, because the `wsloop-redis` handler (`Bridged`) passes on every
+/// callback but `on_upgrade`, so a `Dashboard` inside it would never be asked.
+struct Gate<H>(H);
+
+impl<H: Handler> Handler for Gate<H> {
+    fn on_upgrade(&mut self, _ctx: &mut Context<'_>, request: &UpgradeRequest<'_>) -> Upgrade {
+        decide_upgrade(request)
+    }
+
+    fn on_open(&mut self, ctx: &mut Context<'_>, sid: &str) {
+        self.0.on_open(ctx, sid);
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_>, sid: &str, message: Message) {
+        self.0.on_message(ctx, sid, message);
+    }
+
+    fn on_close(&mut self, ctx: &mut Context<'_>, sid: &str, reason: &CloseReason) {
+        self.0.on_close(ctx, sid, reason);
+    }
+
+    fn on_request(&mut self, ctx: &mut Context<'_>, request: &HttpRequest) -> HttpResponse {
+        self.0.on_request(ctx, request)
+    }
 }
 
 /// Alert types, as in the original back office: 1 = new order, 2 = customer reminder.
@@ -118,8 +213,16 @@ struct Dashboard {
 
 impl Handler for Dashboard {
     fn on_open(&mut self, ctx: &mut Context<'_>, sid: &str) {
+        let shop = ctx.data::<Page>(sid).and_then(|page| page.shop.clone());
+        if let Some(shop) = &shop {
+            ctx.subscribe(sid, &shop_topic(shop));
+        }
+        let open = ctx.session_count();
         let sid = preview(sid, PREVIEW);
-        log::info!("dashboard {sid} connected ({} open)", ctx.session_count());
+        match shop {
+            Some(shop) => log::info!("dashboard {sid} connected ({open} open), shop {shop}"),
+            None => log::info!("dashboard {sid} connected ({open} open)"),
+        }
     }
 
     fn on_message(&mut self, _ctx: &mut Context<'_>, sid: &str, message: Message) {
@@ -155,7 +258,10 @@ impl Handler for Dashboard {
         }
         let segments: Vec<&str> = request.path().split('/').skip(1).collect();
         match (request.method(), segments.as_slice()) {
-            ("GET", [""]) | ("GET", ["index.html"]) => HttpResponse::html(200, PAGE),
+            // HEAD: the same answer; the server sends its head only (RFC 9110 §9.3.2).
+            ("GET" | "HEAD", [""]) | ("GET" | "HEAD", ["index.html"]) => {
+                HttpResponse::html(200, PAGE)
+            }
             ("POST", ["orders", id, action @ ("placed" | "remind")]) => {
                 let Ok(id) = id.parse::<u64>() else {
                     return HttpResponse::json(400, r#"{"error":"order id must be a number"}"#);
@@ -167,6 +273,32 @@ impl Handler for Dashboard {
                     // `delivered` counts this instance's pages; Redis takes it to the others.
                     Some(cluster) => {
                         let published = cluster.broadcast_remote(alert(kind, id)).is_ok();
+                        HttpResponse::json(
+                            200,
+                            &format!(r#"{{"delivered":{delivered},"published":{published}}}"#),
+                        )
+                    }
+                }
+            }
+            ("POST", ["shops", shop, "orders", id, action @ ("placed" | "remind")]) => {
+                if !valid_shop(shop) {
+                    log::warn!("POST to bad shop id \"{}\"", preview(shop, PREVIEW));
+                    return HttpResponse::json(
+                        400,
+                        r#"{"error":"a shop id is 1 to 64 letters, digits, - or _"}"#,
+                    );
+                }
+                let Ok(id) = id.parse::<u64>() else {
+                    return HttpResponse::json(400, r#"{"error":"order id must be a number"}"#);
+                };
+                let kind = if *action == "placed" { 1 } else { 2 };
+                let topic = shop_topic(shop);
+                let delivered = ctx.publish(&topic, alert(kind, id));
+                match &self.cluster {
+                    None => HttpResponse::json(200, &format!(r#"{{"delivered":{delivered}}}"#)),
+                    // As for /orders: `delivered` counts this instance's pages.
+                    Some(cluster) => {
+                        let published = cluster.publish_remote(&topic, alert(kind, id)).is_ok();
                         HttpResponse::json(
                             200,
                             &format!(r#"{{"delivered":{delivered},"published":{published}}}"#),
@@ -190,7 +322,7 @@ impl Handler for Dashboard {
                     other => HttpResponse::json(409, &format!(r#"{{"error":"{other:?}"}}"#)),
                 }
             }
-            (_, ["orders", ..]) | (_, ["send", ..]) => {
+            (_, ["orders", ..]) | (_, ["send", ..]) | (_, ["shops", ..]) => {
                 HttpResponse::json(405, r#"{"error":"use POST"}"#).with_header("Allow", "POST")
             }
             _ => HttpResponse::text(404, "not found\n"),
@@ -223,7 +355,7 @@ fn simulate_orders(handle: Handle, cluster: Option<Bridge>) {
 }
 
 /// `[ADDR] [--bind ADDR] [--workers N] [--redis URL] [--simulate] [--allow-host NAME[:PORT]]...
-/// [--token T] [--max-per-ip N] [--tls-cert FILE --tls-key FILE]`.
+/// [--allow-origin URL]... [--token T] [--max-per-ip N] [--tls-cert FILE --tls-key FILE]`.
 struct Args {
     addr: String,
     workers: usize,
@@ -231,7 +363,10 @@ struct Args {
     simulate: bool,
     /// `--allow-host`, added to the default allow-list.
     allow_hosts: Vec<Allowed>,
-    /// `--token`: every POST must carry `Authorization: Bearer <token>`.
+    /// `--allow-origin`: pages on other origins that may upgrade and POST.
+    allow_origins: Vec<AllowedOrigin>,
+    /// `--token`: every POST must carry `Authorization: Bearer <token>`, every upgrade the
+    /// token (query, header or cookie).
     token: Option<String>,
     /// `--max-per-ip`: most connections from one client address (0 = no limit).
     max_per_ip: usize,
@@ -251,6 +386,7 @@ fn parse_args() -> Result<Args, String> {
         redis: None,
         simulate: false,
         allow_hosts: Vec::new(),
+        allow_origins: Vec::new(),
         token: None,
         max_per_ip: DEFAULT_MAX_PER_IP,
         memory_budget: None,
@@ -271,6 +407,9 @@ fn parse_args() -> Result<Args, String> {
             "--allow-host" => args
                 .allow_hosts
                 .push(Allowed::parse(&value("--allow-host")?)?),
+            "--allow-origin" => args
+                .allow_origins
+                .push(AllowedOrigin::parse(&value("--allow-origin")?)?),
             "--token" => {
                 let token = value("--token")?;
                 // RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" /
@@ -307,7 +446,7 @@ fn main() -> std::io::Result<()> {
     let args = parse_args().unwrap_or_else(|e| {
         eprintln!(
             "dashboard: {e}\nusage: dashboard [ADDR] [--bind ADDR] [--workers N] [--redis URL] \
-             [--simulate] [--allow-host NAME[:PORT]]... [--token T] [--max-per-ip N] \
+             [--simulate] [--allow-host NAME[:PORT]]... [--allow-origin URL]... [--token T] [--max-per-ip N] \
              [--memory-budget BYTES] [--tls-cert FILE --tls-key FILE]"
         );
         std::process::exit(2);
@@ -324,8 +463,7 @@ fn main() -> std::io::Result<()> {
             if let Some(budget) = args.memory_budget {
                 c.memory_budget = budget;
             }
-        })
-        .route_fn(upgrade_route);
+        });
     let builder = args.tls.apply(builder).unwrap_or_else(|e| {
         eprintln!("dashboard: {e}");
         std::process::exit(2);
@@ -341,7 +479,14 @@ fn main() -> std::io::Result<()> {
     println!(
         "dashboard on {http}://{local}/  (try: curl -X POST {http}://{local}/orders/42/remind)"
     );
-    let access = ACCESS.get_or_init(|| Access::new(local, &args.allow_hosts, args.token.clone()));
+    let access = ACCESS.get_or_init(|| {
+        Access::new(
+            local,
+            &args.allow_hosts,
+            &args.allow_origins,
+            args.token.clone(),
+        )
+    });
     log::info!(
         "allowed hosts: {}; POSTs {}",
         access.hosts(),
@@ -351,6 +496,9 @@ fn main() -> std::io::Result<()> {
             "need no token"
         }
     );
+    if !args.allow_origins.is_empty() {
+        log::info!("pages also allowed from: {}", access.origins());
+    }
     let cluster = match &args.redis {
         Some(url) => {
             let bridge = Bridge::start(Config::new(url), server.handle())?;
@@ -364,13 +512,13 @@ fn main() -> std::io::Result<()> {
     }
     // One handler per event loop (`--workers`); they share only the bridge.
     match cluster {
-        None => server.run_each(|_| Dashboard { cluster: None }),
+        None => server.run_each(|_| Gate(Dashboard { cluster: None })),
         Some(bridge) => {
             let shared = bridge.clone();
             let result = server.run_each(move |_| {
-                shared.wrap(Dashboard {
+                Gate(shared.wrap(Dashboard {
                     cluster: Some(shared.clone()),
-                })
+                }))
             });
             bridge.stop();
             result

@@ -70,7 +70,14 @@ impl<R: Reactor> Core<R> {
             request.head.path().escape_debug(),
             response.status
         );
-        self.respond(key, response.to_bytes());
+        let mut bytes = response.to_bytes();
+        // RFC 9110 §9.3.2: the answer to HEAD is the GET answer's head (its Content-Length
+        // included, §8.6) without the content.
+        if request.method() == "HEAD" {
+            let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n");
+            bytes.truncate(head_end.map_or(bytes.len(), |end| end + 4));
+        }
+        self.respond(key, bytes);
     }
 
     /// Queue a final HTTP answer; the connection closes once it is written.
