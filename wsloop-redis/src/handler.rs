@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use wsloop::server::{CloseReason, Context, Handler, HttpRequest, HttpResponse};
+use wsloop::server::{
+    CloseReason, Context, Handler, HttpRequest, HttpResponse, Upgrade, UpgradeRequest,
+};
 use wsloop::Message;
 
 use crate::shared::{Job, Shared};
@@ -50,6 +52,11 @@ impl<H> Bridged<H> {
 }
 
 impl<H: Handler> Handler for Bridged<H> {
+    /// The application decides: the bridge adds nothing to an upgrade.
+    fn on_upgrade(&mut self, ctx: &mut Context<'_>, request: &UpgradeRequest<'_>) -> Upgrade {
+        self.inner.on_upgrade(ctx, request)
+    }
+
     fn on_open(&mut self, ctx: &mut Context<'_>, sid: &str) {
         let session = self.shared.next_session.fetch_add(1, Ordering::Relaxed);
         self.mine.insert(sid.to_string(), session);

@@ -6,6 +6,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use wsloop::client::{Client, ClientError};
+use wsloop::handshake::ClientHandshakeError;
 use wsloop::server::CloseReason;
 use wsloop::{CloseCode, CloseFrame, Message};
 
@@ -278,4 +280,17 @@ fn after_a_redis_restart_the_instances_reconnect_and_deliver() {
     assert_eq!(got, ["after", "after 2", "direct"]);
     assert_eq!(text(&mut page_b), "after");
     assert_eq!(text(&mut page_b), "after 2");
+}
+
+#[test]
+fn the_applications_upgrade_decision_passes_through_the_bridge() {
+    init_logs();
+    let redis = RedisServer::start();
+    let a = Instance::start(config(&redis.url(), "a"));
+    match Client::connect(&format!("ws://{}/ws/forbidden", a.addr)) {
+        Err(ClientError::Handshake(ClientHandshakeError::UnexpectedStatus(403))) => {}
+        other => panic!("expected a 403, got {:?}", other.map(|_| ())),
+    }
+    let _page = a.connect("allowed");
+    a.stop();
 }

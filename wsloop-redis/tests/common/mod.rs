@@ -13,7 +13,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use wsloop::client::{Client, ClientError};
-use wsloop::server::{CloseReason, Context, Handle, Handler, HttpRequest, HttpResponse, Server};
+use wsloop::server::{
+    CloseReason, Context, Handle, Handler, HttpRequest, HttpResponse, Server, Upgrade,
+    UpgradeRequest,
+};
 use wsloop::{CloseFrame, Message};
 use wsloop_redis::{Bridge, Config};
 
@@ -191,6 +194,14 @@ struct App {
 }
 
 impl Handler for App {
+    /// The sid `forbidden` is refused with 403: the decision must pass through the bridge.
+    fn on_upgrade(&mut self, _ctx: &mut Context<'_>, request: &UpgradeRequest<'_>) -> Upgrade {
+        if request.sid() == Some("forbidden") {
+            return Upgrade::reject(HttpResponse::text(403, "no\n"));
+        }
+        Upgrade::accept()
+    }
+
     fn on_open(&mut self, _ctx: &mut Context<'_>, sid: &str) {
         let _ = self.seen.send(Seen::Open(sid.into()));
     }
