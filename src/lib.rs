@@ -12,6 +12,9 @@
 //!   [`Session`] takes the bytes you read and gives back [`Event`]s and the bytes to write;
 //!   [`handshake`] reads and answers the HTTP Upgrade. Nothing in the core touches a socket
 //!   or a clock, so it runs under any event loop, in tests, and in a fuzzer.
+//! - **No allocator at all** (default features off): [`FixedSession`] applies the same
+//!   rules as [`Session`] but delivers payloads in chunks into a buffer of yours (125 bytes
+//!   or more), and [`handshake::fixed`] reads and answers the Upgrade in buffers of yours.
 //!
 //! ```no_run
 //! use wsloop::server::{Context, Handler};
@@ -27,7 +30,8 @@
 //! ```
 //!
 //! Features: `server` and `client` (default, both need `std`); `std` (error traits, OS
-//! randomness for client masking keys); `deflate` (permessage-deflate, RFC 7692, with
+//! randomness for client masking keys; implies `alloc`); `alloc` ([`Session`], the
+//! allocating handshake); `deflate` (permessage-deflate, RFC 7692, with
 //! `flate2`); `fuzzing` (the server over in-memory pipes, for fuzz targets only). Every limit
 //! is a documented field of [`server::ServerConfig`], [`SessionLimits`] or
 //! [`handshake::Limits`], with its default and why.
@@ -68,12 +72,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "alloc")]
 extern crate alloc;
 
 pub mod close;
 #[cfg(feature = "deflate")]
 pub mod deflate;
 pub mod error;
+#[cfg(feature = "alloc")]
 mod extensions;
 pub mod frame;
 pub mod handshake;
@@ -87,10 +93,14 @@ pub mod client;
 #[cfg(feature = "server")]
 pub mod server;
 
-pub use close::{CloseCode, CloseFrame};
+pub use close::CloseCode;
+#[cfg(feature = "alloc")]
+pub use close::CloseFrame;
 pub use error::ProtocolError;
 pub use handshake::HandshakeError;
-pub use session::{Event, Message, Role, Session, SessionLimits};
+#[cfg(feature = "alloc")]
+pub use session::{Event, Message, Session};
+pub use session::{FixedSession, Role, SessionLimits};
 
 #[cfg(feature = "client")]
 pub use client::Client;

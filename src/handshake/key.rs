@@ -2,9 +2,8 @@
 //! base64(SHA-1(`Sec-WebSocket-Key` + GUID)).
 //!
 //! Owns: the GUID and the computation, which the server uses to answer and the client to
-//! check the answer. Must not: choose or validate keys (the sides do).
-
-use alloc::string::String;
+//! check the answer; whether a key is base64 of 16 bytes (§4.1). Must not: choose keys (the
+//! client does), or allocate.
 
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
@@ -12,12 +11,69 @@ use sha1::{Digest, Sha1};
 /// RFC 6455 §1.3: the GUID appended to the client's key before hashing.
 pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
+/// The length of a `Sec-WebSocket-Accept` value: base64 of a 20-byte SHA-1 digest.
+pub const ACCEPT_LEN: usize = 28;
+
+/// A `Sec-WebSocket-Accept` value, held without an allocator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptKey([u8; ACCEPT_LEN]);
+
+impl AcceptKey {
+    /// base64(SHA-1(`key` + GUID)) (§4.2.2 item 5).
+    ///
+    /// ```
+    /// use wsloop::handshake::AcceptKey;
+    /// let accept = AcceptKey::for_key(b"dGhlIHNhbXBsZSBub25jZQ==");
+    /// assert_eq!(accept.as_str(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    /// ```
+    pub fn for_key(key: &[u8]) -> AcceptKey {
+        let mut sha = Sha1::new();
+        sha.update(key);
+        sha.update(GUID.as_bytes());
+        let mut out = [0u8; ACCEPT_LEN];
+        // 20 bytes are exactly 28 base64 characters, so the slice always fits.
+        let written = base64::engine::general_purpose::STANDARD
+            .encode_slice(sha.finalize(), &mut out)
+            .unwrap_or(0);
+        debug_assert_eq!(written, ACCEPT_LEN);
+        AcceptKey(out)
+    }
+
+    /// The value, as sent in the header.
+    pub fn as_str(&self) -> &str {
+        // base64's alphabet is ASCII.
+        core::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
 /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`: base64(SHA-1(key + GUID)) (§4.2.2).
-pub fn accept_key(key: &[u8]) -> String {
-    let mut sha = Sha1::new();
-    sha.update(key);
-    sha.update(GUID.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
+#[cfg(feature = "alloc")]
+pub fn accept_key(key: &[u8]) -> alloc::string::String {
+    alloc::string::String::from(AcceptKey::for_key(key).as_str())
+}
+
+/// RFC 6455 §4.1: whether `key` (trimmed) is "a base64-encoded value that, when decoded, is
+/// 16 bytes in length".
+pub(super) fn is_valid_key(key: &[u8]) -> bool {
+    // Base64 of 16 bytes is 24 characters (with two `=`), whose estimated decoded length is
+    // 18: a longer key does not fit and is refused without being decoded.
+    let mut nonce = [0u8; 18];
+    matches!(
+        base64::engine::general_purpose::STANDARD.decode_slice(key, &mut nonce),
+        Ok(16)
+    )
+}
+
+/// The base64 form of a client's 16-byte nonce (§4.1 item 7): 24 characters.
+#[cfg(feature = "alloc")]
+pub(super) fn encode_nonce(nonce: &[u8; 16]) -> [u8; 24] {
+    let mut out = [0u8; 24];
+    // 16 bytes are exactly 24 base64 characters, so the slice always fits.
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(nonce, &mut out)
+        .unwrap_or(0);
+    debug_assert_eq!(written, 24);
+    out
 }
 
 #[cfg(test)]
@@ -29,6 +85,21 @@ mod tests {
         assert_eq!(
             accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn a_key_is_base64_of_exactly_16_bytes() {
+        assert!(is_valid_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        // 15 and 17 bytes, unpadded, not base64, and far too long.
+        assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25j"));
+        assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25jZXg="));
+        assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25jZQ"));
+        assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25jZQ=!"));
+        assert!(!is_valid_key(&[b'A'; 400]));
+        assert_eq!(
+            &encode_nonce(b"the sample nonce"),
+            b"dGhlIHNhbXBsZSBub25jZQ=="
         );
     }
 }

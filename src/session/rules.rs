@@ -12,6 +12,7 @@ use crate::error::ProtocolError;
 use crate::frame::{DataOpcode, FrameHeader, Opcode, Role, RSV1};
 
 use super::limits::SessionLimits;
+use super::send_error::SendError;
 
 /// What the receiving end knows when a frame header arrives: all that the rules need besides
 /// the header itself.
@@ -118,6 +119,20 @@ pub fn check_header(header: &FrameHeader, receiver: &Receiver) -> Result<(), Pro
         }
     }
     Ok(())
+}
+
+/// The order of the data frames we send (§5.4): may a frame of `kind` follow, while a
+/// fragmented message of ours is (`sending`) or is not in progress? If so, the result says
+/// whether one is in progress after it (a frame without `fin` starts or continues one).
+pub(super) fn next_fragment(kind: DataOpcode, fin: bool, sending: bool) -> Result<bool, SendError> {
+    // RFC 6455 §5.4: the fragments of one message are not interleaved with another's, and a
+    // continuation continues a message.
+    match (kind, sending) {
+        (DataOpcode::Continuation, false) | (DataOpcode::Text | DataOpcode::Binary, true) => {
+            Err(SendError::FragmentationOrder)
+        }
+        _ => Ok(!fin),
+    }
 }
 
 #[cfg(test)]
