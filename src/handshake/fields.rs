@@ -16,15 +16,19 @@ pub(super) fn trim_ascii(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
-/// RFC 9110 §5.6.1: the elements of a comma-separated list in one field value, trimmed, the
-/// empty ones skipped; nothing for a value that is not UTF-8.
+/// RFC 9110 §5.6.1: the elements of a comma-separated list in one field value, without the
+/// whitespace around them, the empty ones skipped; nothing for a value that is not UTF-8.
+/// (Byte-wise, without Unicode tables or `str::split`: this runs on microcontrollers too.)
 pub(super) fn tokens(value: &[u8]) -> impl Iterator<Item = &str> {
-    core::str::from_utf8(value)
-        .ok()
-        .into_iter()
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim())
+    let list: &[u8] = if core::str::from_utf8(value).is_ok() {
+        value
+    } else {
+        &[]
+    };
+    list.split(|&b| b == b',')
+        .map(trim_ascii)
         .filter(|t| !t.is_empty())
+        .filter_map(|t| core::str::from_utf8(t).ok())
 }
 
 /// Whether the list in `value` includes `token`, case-insensitive.
@@ -35,6 +39,7 @@ pub(super) fn has_token(value: &[u8], token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
 
     #[test]
     fn token_lists_are_split_trimmed_and_matched_case_insensitively() {
@@ -43,5 +48,8 @@ mod tests {
         assert!(!has_token(b"upgraded", "upgrade"));
         assert!(!has_token(b"\xffupgrade", "upgrade"));
         assert_eq!(trim_ascii(b" \t13\r\n"), b"13");
+        let list: Vec<&str> = tokens(b"a, ,b ,\tc").collect();
+        assert_eq!(list, ["a", "b", "c"]);
+        assert_eq!(tokens(b"a,\xff").count(), 0, "not UTF-8: no tokens at all");
     }
 }

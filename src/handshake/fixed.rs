@@ -12,13 +12,17 @@
 //! let bytes = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
 //!     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
 //!     Sec-WebSocket-Version: 13\r\n\r\n";
-//! let mut headers = [httparse::EMPTY_HEADER; 16];
+//! let mut headers = [fixed::EMPTY_HEADER; 16];
 //! let upgrade = fixed::accept(bytes, &mut headers).unwrap().expect("a whole head");
 //! assert_eq!((upgrade.path(), upgrade.head_len()), ("/chat", bytes.len()));
 //! let mut out = [0u8; 160];
 //! let n = upgrade.write_response(&mut out).unwrap();
 //! assert!(out[..n].ends_with(b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"));
 //! ```
+
+/// The header slots [`accept`] fills: `httparse`'s, re-exported so that a caller needs no
+/// dependency of its own.
+pub use httparse::{Header, EMPTY_HEADER};
 
 use super::fields::{has_token, trim_ascii};
 use super::key::{is_valid_key, AcceptKey};
@@ -148,7 +152,7 @@ impl<'b> Upgrade<'b> {
 /// to answer with.
 pub fn accept<'b>(
     buf: &'b [u8],
-    headers: &mut [httparse::Header<'b>],
+    headers: &mut [Header<'b>],
 ) -> Result<Option<Upgrade<'b>>, HandshakeError> {
     let mut request = httparse::Request::new(headers);
     let head_len = match request.parse(buf) {

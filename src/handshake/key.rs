@@ -54,14 +54,33 @@ pub fn accept_key(key: &[u8]) -> alloc::string::String {
 
 /// RFC 6455 §4.1: whether `key` (trimmed) is "a base64-encoded value that, when decoded, is
 /// 16 bytes in length".
+///
+/// Checked from the text rather than by decoding, which keeps base64's decoder out of a
+/// firmware (about 1 KB): in the standard alphabet with canonical padding, 16 bytes are
+/// exactly 22 characters and `==`, and the last character carries 2 bits of data and 4 bits
+/// that must be zero. The tests check this against base64's own decoder.
 pub(super) fn is_valid_key(key: &[u8]) -> bool {
-    // Base64 of 16 bytes is 24 characters (with two `=`), whose estimated decoded length is
-    // 18: a longer key does not fit and is refused without being decoded.
-    let mut nonce = [0u8; 18];
-    matches!(
-        base64::engine::general_purpose::STANDARD.decode_slice(key, &mut nonce),
-        Ok(16)
-    )
+    let [data @ .., b'=', b'='] = key else {
+        return false;
+    };
+    let Some(&last) = data.last() else {
+        return false;
+    };
+    data.len() == 22
+        && data.iter().all(|&c| sextet(c).is_some())
+        && sextet(last).is_some_and(|v| v & 0x0f == 0)
+}
+
+/// The value of a character of the standard base64 alphabet (RFC 4648 §4).
+fn sextet(c: u8) -> Option<u8> {
+    match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    }
 }
 
 /// The base64 form of a client's 16-byte nonce (§4.1 item 7): 24 characters.
@@ -79,6 +98,35 @@ pub(super) fn encode_nonce(nonce: &[u8; 16]) -> [u8; 24] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// What base64's decoder says: the key decodes to exactly 16 bytes.
+    fn decodes_to_16(key: &[u8]) -> bool {
+        let mut out = [0u8; 64];
+        key.len() <= 64
+            && matches!(
+                base64::engine::general_purpose::STANDARD.decode_slice(key, &mut out),
+                Ok(16)
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn the_key_check_agrees_with_base64s_decoder(
+            key in prop_oneof![
+                "[A-Za-z0-9+/]{21,23}={0,2}",
+                "[A-Za-z0-9+/]{21}[A-Za-z0-9+/]==",
+                "[A-Za-z0-9+/=]{20,26}",
+                proptest::collection::vec(any::<u8>(), 22..26)
+                    .prop_map(|v| String::from_utf8_lossy(&v).into_owned()),
+            ],
+            nonce in any::<[u8; 16]>(),
+        ) {
+            prop_assert_eq!(is_valid_key(key.as_bytes()), decodes_to_16(key.as_bytes()));
+            let encoded = encode_nonce(&nonce);
+            prop_assert!(is_valid_key(&encoded));
+        }
+    }
 
     #[test]
     fn rfc_1_3_accept_key() {
@@ -97,6 +145,8 @@ mod tests {
         assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25jZQ"));
         assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25jZQ=!"));
         assert!(!is_valid_key(&[b'A'; 400]));
+        // Trailing bits must be zero: "...ZR==" decodes to 16 bytes only non-canonically.
+        assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25jZR=="));
         assert_eq!(
             &encode_nonce(b"the sample nonce"),
             b"dGhlIHNhbXBsZSBub25jZQ=="
