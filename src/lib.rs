@@ -14,7 +14,9 @@
 //!   or a clock, so it runs under any event loop, in tests, and in a fuzzer.
 //! - **No allocator at all** (default features off): [`FixedSession`] applies the same
 //!   rules as [`Session`] but delivers payloads in chunks into a buffer of yours (125 bytes
-//!   or more), and [`handshake::fixed`] reads and answers the Upgrade in buffers of yours.
+//!   or more), and [`handshake::fixed`] reads and answers the Upgrade in buffers of yours;
+//!   `embedded` (features `embedded-io`, `embedded-io-async`) runs both over the byte-stream
+//!   traits of the embedded world.
 //!
 //! ```no_run
 //! use wsloop::server::{Context, Handler};
@@ -78,6 +80,8 @@ extern crate alloc;
 pub mod close;
 #[cfg(feature = "deflate")]
 pub mod deflate;
+#[cfg(any(feature = "embedded-io", feature = "embedded-io-async"))]
+pub mod embedded;
 pub mod error;
 #[cfg(feature = "alloc")]
 mod extensions;
