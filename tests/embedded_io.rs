@@ -4,7 +4,8 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 
 use wsloop::embedded::{asynch, blocking, Error};
 use wsloop::frame::{DataOpcode, Decoded, FrameHeader, Opcode};
@@ -60,7 +61,12 @@ impl embedded_io_async::Write for Memory {
 /// Run a future that never waits (the in-memory stream is always ready).
 fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = Waker::from(Arc::new(Noop));
+    let mut cx = Context::from_waker(&waker);
     loop {
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
             return output;
@@ -226,6 +232,5 @@ fn refusals_and_violations_are_answered() {
         ws.next_event(&mut chunk).err(),
         Some(Error::Protocol(ProtocolError::InvalidUtf8))
     );
-    drop(ws);
     assert_eq!(frames(&stream.output)[0].1[..2], 1007u16.to_be_bytes());
 }

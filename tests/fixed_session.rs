@@ -321,6 +321,5 @@ fn a_client_masks_with_keys_from_a_borrowed_rng_without_send_or_static() {
         c.output()[0],
         0x80 | Opcode::Control(ControlOpcode::Ping).bits()
     );
-    drop(c);
     assert_eq!(rng.get(), 2, "one fresh key per frame");
 }

@@ -3,7 +3,7 @@
 //! works that way), checked by the same rules as [`accept`](super::accept), and answered
 //! into the caller's buffer.
 //!
-//! Owns: the checks of §4.2.1, shared with the allocating side through [`Headers`], the
+//! Owns: the checks of §4.2.1, shared with the allocating side through `Headers`, the
 //! `101` response's fixed part, and the allocator-free [`accept`] / [`Upgrade`].
 //! Must not: do I/O, allocate, or decide routing (the caller reads [`Upgrade::path`]).
 //!

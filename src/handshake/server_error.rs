@@ -14,9 +14,11 @@ use super::http::http_response;
 pub enum HandshakeError {
     /// The head is not valid HTTP/1.x.
     Malformed,
-    /// The head is longer than [`Limits::max_head_bytes`].
+    /// The head is longer than `Limits::max_head_bytes`, or than the caller's buffer
+    /// (`fixed::accept`).
     HeadersTooLarge,
-    /// More header lines than [`Limits::max_headers`].
+    /// More header lines than `Limits::max_headers`, or than the caller's header slots
+    /// (`fixed::accept`).
     TooManyHeaders,
     /// §4.1: the method of the opening handshake MUST be GET.
     MethodNotAllowed,

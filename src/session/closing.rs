@@ -40,9 +40,10 @@ pub enum State {
 ///
 /// `C` is what is kept of a Close frame: the whole [`CloseFrame`](crate::CloseFrame) in
 /// `Session`, the code alone in `FixedSession`, which has no allocator for a reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(super) enum Closing<C> {
     /// No Close either way: messages flow both ways.
+    #[default]
     Open,
     /// We sent a Close (§7.1.2) and read on until the peer's.
     CloseSent(C),
@@ -78,12 +79,6 @@ pub(super) enum Closing<C> {
         /// The peer's Close, if it came first.
         received: Option<C>,
     },
-}
-
-impl<C> Default for Closing<C> {
-    fn default() -> Self {
-        Closing::Open
-    }
 }
 
 impl<C> Closing<C> {
