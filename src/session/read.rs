@@ -1,7 +1,7 @@
 //! The input path: frames from bytes in any chunking, into events.
 //!
-//! Owns: a header cut off by the end of an input (§5.2), the frame whose payload is being
-//! read, unmasking (§5.3), reassembling a fragmented message (§5.4), UTF-8 checks on text as it
+//! Owns: the frame whose payload is being read (a header cut off by the end of an input is
+//! `header.rs`'s, shared with `FixedSession`), unmasking (§5.3), reassembling a fragmented message (§5.4), UTF-8 checks on text as it
 //! arrives (§5.6, §8.1), control frame payloads (§5.5), and parsing the peer's Close.
 //! Must not: write output, or decide what a violation or a Close leads to: it returns the
 //! error or the event, and the session acts on it.

@@ -1,9 +1,10 @@
 //! The frame rules that depend on the receiving end and its state (RFC 6455 §5.1-§5.5, RFC
 //! 7692 §6), as one pure function, [`check_header`]: the session applies it to every header
-//! it reads, and tools that explain traffic (`examples/explain`) call the same function.
+//! it reads (both `Session` and `FixedSession`), and tools that explain traffic
+//! (`examples/explain`) call the same function.
 //!
 //! Owns: which headers a receiver must refuse, in which order, judged from the header alone,
-//! before any of its payload is read. Must not: hold state, read payloads, or decide what
+//! before any of its payload is read; and the order of the data frames an end sends (§5.4). Must not: hold state, read payloads, or decide what
 //! happens next (the session fails the connection with the error returned).
 //! The rules no state can satisfy (reserved opcodes, the 64-bit length's top bit) are
 //! [`FrameHeader::decode`]'s.
