@@ -143,31 +143,3 @@ impl<'b, K: MaskKeys> Pump<'b, K> {
         }
     }
 }
-
-/// The response that refuses an upgrade with `error`'s status (no reason phrase, which RFC
-/// 9112 §4 allows; RFC 6455 §4.2.2: a 426 lists the versions we speak).
-fn refusal(error: HandshakeError, out: &mut [u8; 96]) -> usize {
-    let status = error.status();
-    let version: &[u8] = if status == 426 {
-        b"Sec-WebSocket-Version: 13\r\n"
-    } else {
-        b""
-    };
-    let parts: [&[u8]; 5] = [
-        b"HTTP/1.1 ",
-        &[
-            b'0' + (status / 100 % 10) as u8,
-            b'0' + (status / 10 % 10) as u8,
-            b'0' + (status % 10) as u8,
-        ],
-        b" \r\n",
-        version,
-        b"Content-Length: 0\r\nConnection: close\r\n\r\n",
-    ];
-    let mut len = 0;
-    for part in parts {
-        out[len..len + part.len()].copy_from_slice(part);
-        len += part.len();
-    }
-    len
-}

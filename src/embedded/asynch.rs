@@ -5,9 +5,10 @@
 
 use embedded_io_async::{Read, Write};
 
-use super::{refusal, Error, Pump, Step};
+use super::{Error, Pump, Step};
 use crate::close::CloseCode;
 use crate::frame::DataOpcode;
+use crate::handshake::fixed;
 use crate::mask::MaskKeys;
 use crate::session::{FixedEvent, FixedSession, ServerOnly};
 
@@ -67,7 +68,8 @@ impl<'b, T: Read + Write> WebSocket<'b, T, ServerOnly> {
                 Ok(None) => {}
                 Err(error) => {
                     let mut out = [0u8; 96];
-                    let len = refusal(error, &mut out);
+                    // 96 bytes hold any refusal.
+                    let len = fixed::write_refusal(error, &mut out).unwrap_or(0);
                     io.write_all(&out[..len]).await.map_err(Error::Io)?;
                     io.flush().await.map_err(Error::Io)?;
                     return Err(Error::Handshake(error));

@@ -4,7 +4,8 @@
 //! into the caller's buffer.
 //!
 //! Owns: the checks of §4.2.1, shared with the allocating side through `Headers`, the
-//! `101` response's fixed part, and the allocator-free [`accept`] / [`Upgrade`].
+//! `101` response's fixed part, and the allocator-free [`accept`] / [`Upgrade`] and
+//! [`write_refusal`].
 //! Must not: do I/O, allocate, or decide routing (the caller reads [`Upgrade::path`]).
 //!
 //! ```
@@ -134,13 +135,51 @@ impl<'b> Upgrade<'b> {
             self.accept.as_str().as_bytes(),
             b"\r\n\r\n",
         ];
-        let mut len = 0;
-        for part in parts {
-            out.get_mut(len..len + part.len())?.copy_from_slice(part);
-            len += part.len();
-        }
-        Some(len)
+        write_parts(&parts, out)
     }
+}
+
+/// Write the response that refuses an upgrade with `error`'s status to `out`: a status line
+/// without a reason phrase (which RFC 9112 §4 allows), `Sec-WebSocket-Version: 13` for a 426
+/// (RFC 6455 §4.2.2: the versions we speak), no body, `Connection: close`. Its length, or
+/// `None` if `out` is shorter than 96 bytes (the longest is 80).
+///
+/// ```
+/// use wsloop::handshake::{fixed, HandshakeError};
+/// let mut out = [0u8; 96];
+/// let n = fixed::write_refusal(HandshakeError::MissingHost, &mut out).unwrap();
+/// assert!(out[..n].starts_with(b"HTTP/1.1 400 \r\n"));
+/// ```
+pub fn write_refusal(error: HandshakeError, out: &mut [u8]) -> Option<usize> {
+    let status = error.status();
+    let version: &[u8] = if status == 426 {
+        b"Sec-WebSocket-Version: 13\r\n"
+    } else {
+        b""
+    };
+    let parts: [&[u8]; 5] = [
+        b"HTTP/1.1 ",
+        &[
+            b'0' + (status / 100 % 10) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+        ],
+        b" \r\n",
+        version,
+        b"Content-Length: 0\r\nConnection: close\r\n\r\n",
+    ];
+    write_parts(&parts, out)
+}
+
+/// `parts` one after the other at the start of `out`: their length, or `None` if they do not
+/// fit.
+fn write_parts(parts: &[&[u8]], out: &mut [u8]) -> Option<usize> {
+    let mut len = 0;
+    for part in parts {
+        out.get_mut(len..len + part.len())?.copy_from_slice(part);
+        len += part.len();
+    }
+    Some(len)
 }
 
 /// Read and check the upgrade request at the start of `buf`, using `headers` as the slots
@@ -224,5 +263,22 @@ mod tests {
                 .and_then(|r| super::super::accept(&r.expect("whole").0));
             assert_eq!(allocating.err(), Some(error));
         }
+    }
+
+    #[test]
+    fn refusals_carry_their_status_and_fit_in_96_bytes() {
+        let mut out = [0u8; 96];
+        let n = write_refusal(HandshakeError::UnsupportedVersion, &mut out).unwrap();
+        assert_eq!(
+            &out[..n],
+            b"HTTP/1.1 426 \r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\
+              Connection: close\r\n\r\n"
+        );
+        let n = write_refusal(HandshakeError::HeadersTooLarge, &mut out).unwrap();
+        assert!(out[..n].starts_with(b"HTTP/1.1 431 \r\nContent-Length: 0\r\n"));
+        assert_eq!(
+            write_refusal(HandshakeError::UnsupportedVersion, &mut out[..79]),
+            None
+        );
     }
 }

@@ -73,23 +73,12 @@ fn handshake(stream: &mut impl ByteStream, rx: &mut [u8; RX]) -> Option<(usize, 
     }
 }
 
-/// Answer a refused request with its status and close. (No reason phrase, which RFC 9112
-/// §4 allows: the error's `reason()` texts would add some 400 bytes to the firmware.)
+/// Answer a refused request with its status and close.
 fn refuse(stream: &mut impl ByteStream, error: HandshakeError) {
-    let status = error.status();
-    let digits = [
-        b'0' + (status / 100) as u8,
-        b'0' + (status / 10 % 10) as u8,
-        b'0' + (status % 10) as u8,
-    ];
-    stream.write_all(b"HTTP/1.1 ");
-    stream.write_all(&digits);
-    stream.write_all(b" \r\n");
-    if status == 426 {
-        // RFC 6455 §4.2.2: tell the client which versions we speak.
-        stream.write_all(b"Sec-WebSocket-Version: 13\r\n");
-    }
-    stream.write_all(b"Content-Length: 0\r\nConnection: close\r\n\r\n");
+    let mut out = [0u8; 96];
+    // 96 bytes hold any refusal.
+    let len = fixed::write_refusal(error, &mut out).unwrap_or(0);
+    stream.write_all(&out[..len]);
 }
 
 /// Echo messages chunk by chunk until the session says to close TCP.
