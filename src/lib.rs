@@ -62,12 +62,13 @@
 //! has no clock: timers (handshake, idle, close) belong to the I/O layer, which asks the
 //! session when they apply.
 //!
-//! **The I/O layer** (feature `std`) drives the core over TCP:
+//! **The I/O layer** (feature `std`, or the `embedded-io` ones) drives the core over a stream:
 //!
 //! | module | owns | feature | RFC 6455 |
 //! |---|---|---|---|
 //! | [`client`] | a blocking client over `std::net::TcpStream`, and its timers | `client` | §4.1, §7.1.1 |
 //! | [`server`] | the mio event loop(s): accept, read, dispatch to the handler, write, timers, shutdown; plain HTTP; handles for other threads | `server` | §4.2, §7.1.1 |
+//! | `embedded` | [`FixedSession`] and the allocator-free handshake over `embedded-io` / `embedded-io-async` streams | `embedded-io`, `embedded-io-async` | §4.2 |
 //!
 //! Each module's page has the table of its own files.
 #![cfg_attr(not(feature = "std"), no_std)]
