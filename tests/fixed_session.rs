@@ -296,6 +296,20 @@ fn replies_keep_their_order_before_frames_the_caller_sends() {
 }
 
 #[test]
+fn the_failing_close_always_finds_room_in_the_output() {
+    let mut s = server();
+    s.ping(&[1; 125]).unwrap();
+    s.ping(&[2; 125]).unwrap();
+    // A third would leave no room for the Close that fails the connection.
+    assert_eq!(s.ping(b""), Err(SendError::BufferTooSmall));
+    s.fail(CloseCode::PolicyViolation, "policy");
+    let out = s.output();
+    assert_eq!(out.len(), 2 * 127 + 10);
+    assert_eq!(&out[254..], b"\x88\x08\x03\xf0policy");
+    assert!(s.should_close_tcp());
+}
+
+#[test]
 fn a_client_masks_with_keys_from_a_borrowed_rng_without_send_or_static() {
     // An RNG that lives on the stack and is only borrowed: no Box, no Send, no 'static.
     let mut state = 0x1234_5678u32;

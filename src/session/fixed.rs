@@ -48,9 +48,10 @@ pub const MIN_CHUNK: usize = 125;
 /// bytes of payload.
 const MAX_CONTROL_FRAME: usize = 6 + 125;
 
-/// The output holds two control frames: the reply to the last event (a Pong or a Close) and
-/// one frame the caller sends before writing the output out (a Ping, a Close).
-const OUTPUT_LEN: usize = 2 * MAX_CONTROL_FRAME;
+/// The output holds three control frames: the reply to the last event (a Pong or a Close),
+/// control frames the caller sends before writing the output out (a Ping, a Close), and one
+/// slot kept free for the Close that fails the connection, so that it is always written.
+const OUTPUT_LEN: usize = 3 * MAX_CONTROL_FRAME;
 
 /// The key source of a server, which never masks (§5.1): a type with no value, so no key can
 /// ever be taken from it.
@@ -118,7 +119,7 @@ struct InFrame {
     remaining: u64,
 }
 
-/// One WebSocket connection's protocol state in a fixed amount of memory (about 550 bytes
+/// One WebSocket connection's protocol state in a fixed amount of memory (about 680 bytes
 /// and the key source), for either role. The same rules and answers as
 /// [`Session`](super::Session), without reassembling messages.
 ///
@@ -476,7 +477,8 @@ impl<K: MaskKeys> FixedSession<K> {
         if payload.len() > 125 {
             return Err(SendError::ControlFrameTooLong);
         }
-        if !self.output.has_room() {
+        // One slot stays free for a failing Close.
+        if !self.output.has_room(2) {
             return Err(SendError::BufferTooSmall);
         }
         self.output.push(&mut self.keys, op, payload);
@@ -491,7 +493,8 @@ impl<K: MaskKeys> FixedSession<K> {
         if code != CloseCode::NoStatusReceived && !code.is_sendable() {
             return Err(SendError::InvalidCloseCode);
         }
-        if !self.output.has_room() {
+        // One slot stays free for a failing Close.
+        if !self.output.has_room(2) {
             return Err(SendError::BufferTooSmall);
         }
         self.write_close(code, reason);
@@ -505,9 +508,9 @@ impl<K: MaskKeys> FixedSession<K> {
     }
 
     fn fail_for(&mut self, code: CloseCode, reason: &str, error: Option<ProtocolError>) {
-        // The output has room: `read` runs with an empty output, and the caller's frames
-        // leave room for one more.
-        if self.may_send() && self.output.has_room() {
+        // There is room (`read` runs with an empty output, and the caller's control frames
+        // keep a slot free), checked all the same: `Output::push` relies on it.
+        if self.may_send() && self.output.has_room(1) {
             let code = if code.is_sendable() {
                 code
             } else {
@@ -602,9 +605,9 @@ struct Output {
 }
 
 impl Output {
-    /// Whether one more control frame fits.
-    fn has_room(&self) -> bool {
-        OUTPUT_LEN - self.len >= MAX_CONTROL_FRAME
+    /// Whether `frames` more control frames fit.
+    fn has_room(&self, frames: usize) -> bool {
+        OUTPUT_LEN - self.len >= frames * MAX_CONTROL_FRAME
     }
 
     /// Append a control frame (at most 125 bytes of payload; callers checked
