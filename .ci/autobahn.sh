@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the Autobahn TestSuite against our server (echo example) and our client
 # (autobahn_client example), strictly: sections 1-10 with the default features, and the whole
-# suite (1-13, with permessage-deflate) with `--features deflate`. Installs kosoku into target/autobahn-venv if missing.
+# suite (1-13, with permessage-deflate) with `--features deflate`; and sections 1-10 against
+# the fixed-buffer session's echo (examples/embedded, std_echo). Installs kosoku into target/autobahn-venv if missing.
 # Usage: .ci/autobahn.sh [--write-readme]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,13 +77,28 @@ run_side plain "" "" -x '12.*' -x '13.*'
 # With permessage-deflate: every section.
 run_side deflate --deflate --deflate
 
+# The fixed-buffer session without an allocator (issue 20): the firmware example's echo
+# (examples/embedded, `serve`) over std sockets, server side, sections 1-10.
+cargo build --quiet --release --manifest-path examples/embedded/Cargo.toml \
+    --target-dir target/embedded --features std-echo --bin std_echo
+FIXED_PORT=${AUTOBAHN_FIXED_PORT:-9003}
+./target/embedded/release/std_echo "127.0.0.1:$FIXED_PORT" >target/autobahn-echo-fixed.log 2>&1 &
+fixed_pid=$!
+pids+=($fixed_pid)
+wait_port "$FIXED_PORT"
+"$VENV/bin/kosoku" -m fuzzingclient -p 2 -x '12.*' -x '13.*' \
+    -o target/autobahn/server-fixed "127.0.0.1:$FIXED_PORT" >target/autobahn-server-fixed.log 2>&1 || true
+kill "$fixed_pid" 2>/dev/null || true
+wait "$fixed_pid" 2>/dev/null || true
+
 status=0
 for name in plain deflate; do
     python3 .ci/autobahn_report.py check server "target/autobahn/server-$name" || status=1
     python3 .ci/autobahn_report.py check client "target/autobahn/client-$name" || status=1
 done
+python3 .ci/autobahn_report.py check server target/autobahn/server-fixed || status=1
 mode=--check
 if [ "${1:-}" = "--write-readme" ]; then mode=--write; fi
 python3 .ci/autobahn_report.py readme target/autobahn/server-deflate target/autobahn/client-deflate $mode README.md || status=1
-echo "autobahn: both directions, both builds, in $(( $(date +%s) - start )) s"
+echo "autobahn: both directions, both builds, and the fixed-buffer echo, in $(( $(date +%s) - start )) s"
 exit $status

@@ -101,6 +101,27 @@ write(
 write("session_server", "unmasked-frame", session() + UNMASKED_HELLO)
 write("session_server", "bin-16bit-len", session(flags=0x07, seeds=b"\x8a\x40\xc0\x03") + client_frame(0x82, bytes(300)))
 
+# differential: flags (1: client, 2: EOF at the end, 4: the application closes after piece
+# flags >> 4), max_message_size (u16 LE, 0xFFFF: 64 MiB), frame-size selector (>= 0x80: the
+# message size, else 16 * it), chunk size - 125, five piece-size seeds; then the peer's bytes.
+def differential(flags=0x00, msg=0xFFFF, frame=0x80, chunk=0, seeds=b"\xff\xff\xff\xff\xff"):
+    return bytes([flags]) + msg.to_bytes(2, "little") + bytes([frame, chunk]) + seeds
+
+
+def server_frame(first_byte, payload):
+    assert len(payload) <= 125
+    return bytes([first_byte, len(payload)]) + payload
+
+
+write("differential", "fragmented-with-ping", differential(seeds=b"\x00\x41\x02\x7f\x03") + stream)
+write("differential", "chunks-cut-characters", differential(chunk=3) + client_frame(0x81, "é€".encode() * 60))
+write("differential", "utf8-split-across-fragments", differential(seeds=b"\x01" * 5) + client_frame(0x01, kosme[:3]) + client_frame(0x80, kosme[3:]))
+write("differential", "invalid-utf8-mid-fragment", differential() + client_frame(0x01, b"ok\xed\xa0") + client_frame(0x80, b"x"))
+write("differential", "message-over-limit", differential(msg=100) + client_frame(0x01, b"x" * 60) + client_frame(0x80, b"y" * 60))
+write("differential", "close-then-more", differential(flags=0x02) + client_frame(0x88, (1001).to_bytes(2, "big") + b"gone") + MASKED_HELLO)
+write("differential", "app-closes-first", differential(flags=0x14) + MASKED_HELLO + client_frame(0x89, b"p") + client_frame(0x88, b""))
+write("differential", "client-role", differential(flags=0x01) + UNMASKED_HELLO + UNMASKED_PING + server_frame(0x88, (1000).to_bytes(2, "big")))
+
 # handshake_request: limits selector (< 0x80: defaults), max headers, four piece-size seeds;
 # then the request.
 CHROME = (

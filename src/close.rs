@@ -6,7 +6,9 @@
 //! errors: a bad payload is an [`InvalidClosePayload`], which the `error` module turns into a
 //! `ProtocolError` (the dependency goes one way, from `error` to `close`).
 
+#[cfg(feature = "alloc")]
 use alloc::string::String;
+#[cfg(feature = "alloc")]
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -154,6 +156,7 @@ pub enum InvalidClosePayload {
 /// assert_eq!(error, InvalidClosePayload::Code(1005));
 /// assert_eq!(ProtocolError::from(error), ProtocolError::InvalidCloseCode(1005));
 /// ```
+#[cfg(feature = "alloc")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseFrame {
     /// The status code; [`CloseCode::NoStatusReceived`] when the frame had no payload.
@@ -162,6 +165,7 @@ pub struct CloseFrame {
     pub reason: String,
 }
 
+#[cfg(feature = "alloc")]
 impl CloseFrame {
     /// A close with a code and a reason.
     pub fn new(code: CloseCode, reason: &str) -> Self {
@@ -171,52 +175,83 @@ impl CloseFrame {
         }
     }
 
-    /// Parse the payload of a received Close frame (already unmasked).
+    /// Parse the payload of a received Close frame (already unmasked): [`parse_close`],
+    /// with the reason copied.
     pub fn parse(payload: &[u8]) -> Result<CloseFrame, InvalidClosePayload> {
-        match payload {
-            // §5.5.1: the body is optional; no body means "no status code" (reported as 1005).
-            [] => Ok(CloseFrame {
-                code: CloseCode::NoStatusReceived,
-                reason: String::new(),
-            }),
-            // §5.5.1: if there is a body, its first two bytes are the status code, so a single
-            // byte cannot be a valid body.
-            [_] => Err(InvalidClosePayload::OneByte),
-            [hi, lo, reason @ ..] => {
-                let raw = u16::from_be_bytes([*hi, *lo]);
-                let code = CloseCode::from(raw);
-                // §7.4.1/§7.4.2: a code outside the sendable ranges is a protocol error.
-                if !code.is_sendable() {
-                    return Err(InvalidClosePayload::Code(raw));
-                }
-                // §5.5.1: the reason is UTF-8; §8.1: invalid UTF-8 fails the connection (1007).
-                let reason = core::str::from_utf8(reason).map_err(|_| InvalidClosePayload::Utf8)?;
-                Ok(CloseFrame {
-                    code,
-                    reason: String::from(reason),
-                })
+        let (code, reason) = parse_close(payload)?;
+        Ok(CloseFrame {
+            code,
+            reason: String::from(reason),
+        })
+    }
+}
+
+/// Parse the payload of a received Close frame (already unmasked) into its code and its
+/// reason, borrowed from `payload`; needs no allocator.
+///
+/// ```
+/// use wsloop::close::{parse_close, InvalidClosePayload};
+/// use wsloop::CloseCode;
+/// assert_eq!(parse_close(b"\x03\xe8bye"), Ok((CloseCode::NormalClosure, "bye")));
+/// assert_eq!(parse_close(b""), Ok((CloseCode::NoStatusReceived, "")));
+/// assert_eq!(parse_close(b"\x03"), Err(InvalidClosePayload::OneByte));
+/// ```
+pub fn parse_close(payload: &[u8]) -> Result<(CloseCode, &str), InvalidClosePayload> {
+    match payload {
+        // §5.5.1: the body is optional; no body means "no status code" (reported as 1005).
+        [] => Ok((CloseCode::NoStatusReceived, "")),
+        // §5.5.1: if there is a body, its first two bytes are the status code, so a single
+        // byte cannot be a valid body.
+        [_] => Err(InvalidClosePayload::OneByte),
+        [hi, lo, reason @ ..] => {
+            let raw = u16::from_be_bytes([*hi, *lo]);
+            let code = CloseCode::from(raw);
+            // §7.4.1/§7.4.2: a code outside the sendable ranges is a protocol error.
+            if !code.is_sendable() {
+                return Err(InvalidClosePayload::Code(raw));
             }
+            // §5.5.1: the reason is UTF-8; §8.1: invalid UTF-8 fails the connection (1007).
+            let reason = core::str::from_utf8(reason).map_err(|_| InvalidClosePayload::Utf8)?;
+            Ok((code, reason))
         }
     }
 }
 
 /// Build a Close payload: the code in network byte order followed by the reason, or nothing
 /// for [`CloseCode::NoStatusReceived`] (an empty Close). The reason is cut to
-/// [`MAX_REASON_LEN`] bytes at a character boundary.
+/// [`MAX_REASON_LEN`] bytes at a character boundary. [`write_close_payload`], into a `Vec`.
 ///
 /// Returns `None` for a code that must never be sent (§7.4.1).
+#[cfg(feature = "alloc")]
 pub fn close_payload(code: CloseCode, reason: &str) -> Option<Vec<u8>> {
+    let mut payload = [0u8; 125];
+    let len = write_close_payload(code, reason, &mut payload)?;
+    Some(payload[..len].to_vec())
+}
+
+/// [`close_payload`] without an allocator: the payload is written to `out` (a control frame's
+/// payload is at most 125 bytes, §5.5), and its length returned; `None` for a code that must
+/// never be sent (§7.4.1).
+///
+/// ```
+/// use wsloop::close::write_close_payload;
+/// use wsloop::CloseCode;
+/// let mut out = [0u8; 125];
+/// assert_eq!(write_close_payload(CloseCode::GoingAway, "bye", &mut out), Some(5));
+/// assert_eq!(&out[..5], b"\x03\xe9bye");
+/// assert_eq!(write_close_payload(CloseCode::AbnormalClosure, "", &mut out), None);
+/// ```
+pub fn write_close_payload(code: CloseCode, reason: &str, out: &mut [u8; 125]) -> Option<usize> {
     if code == CloseCode::NoStatusReceived {
-        return Some(Vec::new());
+        return Some(0);
     }
     if !code.is_sendable() {
         return None;
     }
     let reason = truncate_reason(reason);
-    let mut payload = Vec::with_capacity(2 + reason.len());
-    payload.extend_from_slice(&u16::from(code).to_be_bytes());
-    payload.extend_from_slice(reason.as_bytes());
-    Some(payload)
+    out[..2].copy_from_slice(&u16::from(code).to_be_bytes());
+    out[2..2 + reason.len()].copy_from_slice(reason.as_bytes());
+    Some(2 + reason.len())
 }
 
 /// `reason` cut to at most [`MAX_REASON_LEN`] bytes without splitting a character.

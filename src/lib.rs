@@ -12,6 +12,11 @@
 //!   [`Session`] takes the bytes you read and gives back [`Event`]s and the bytes to write;
 //!   [`handshake`] reads and answers the HTTP Upgrade. Nothing in the core touches a socket
 //!   or a clock, so it runs under any event loop, in tests, and in a fuzzer.
+//! - **No allocator at all** (default features off): [`FixedSession`] applies the same
+//!   rules as [`Session`] but delivers payloads in chunks into a buffer of yours (125 bytes
+//!   or more), and [`handshake::fixed`] reads and answers the Upgrade in buffers of yours;
+//!   `embedded` (features `embedded-io`, `embedded-io-async`) runs both over the byte-stream
+//!   traits of the embedded world.
 //!
 //! ```no_run
 //! use wsloop::server::{Context, Handler};
@@ -36,9 +41,11 @@
 //! [coming from a Java `@ServerEndpoint`](guide::coming_from_java).
 //!
 //! Features: `server` and `client` (default, both need `std`); `std` (error traits, OS
-//! randomness for client masking keys); `deflate` (permessage-deflate, RFC 7692, with
+//! randomness for client masking keys; implies `alloc`); `alloc` ([`Session`], the
+//! allocating handshake); `deflate` (permessage-deflate, RFC 7692, with
 //! `flate2`); `tls` (https/wss for the server, `wss://` for the client, with rustls in the
-//! I/O layer only; see `server::TlsConfig` and `client::ClientTls`); `fuzzing` (the server over in-memory pipes, for fuzz targets only). Every limit
+//! I/O layer only; see `server::TlsConfig` and `client::ClientTls`); `fuzzing` (the server
+//! over in-memory pipes, for fuzz targets only). Every limit
 //! is a documented field of [`server::ServerConfig`], [`SessionLimits`] or
 //! [`handshake::Limits`], with its default and why.
 //!
@@ -66,24 +73,29 @@
 //! has no clock: timers (handshake, idle, close) belong to the I/O layer, which asks the
 //! session when they apply.
 //!
-//! **The I/O layer** (feature `std`) drives the core over TCP:
+//! **The I/O layer** (feature `std`, or the `embedded-io` ones) drives the core over a stream:
 //!
 //! | module | owns | feature | RFC 6455 |
 //! |---|---|---|---|
 //! | [`client`] | a blocking client over `std::net::TcpStream`, and its timers | `client` | §4.1, §7.1.1 |
 //! | [`server`] | the mio event loop(s): accept, read, dispatch to the handler, write, timers, shutdown; plain HTTP; handles for other threads | `server` | §4.2, §7.1.1 |
+//! | `embedded` | [`FixedSession`] and the allocator-free handshake over `embedded-io` / `embedded-io-async` streams | `embedded-io`, `embedded-io-async` | §4.2 |
 //!
 //! Each module's page has the table of its own files.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "alloc")]
 extern crate alloc;
 
 pub mod close;
 #[cfg(feature = "deflate")]
 pub mod deflate;
+#[cfg(any(feature = "embedded-io", feature = "embedded-io-async"))]
+pub mod embedded;
 pub mod error;
+#[cfg(feature = "alloc")]
 mod extensions;
 pub mod frame;
 pub mod handshake;
@@ -100,10 +112,14 @@ pub mod server;
 #[cfg(all(feature = "server", feature = "client"))]
 pub mod guide;
 
-pub use close::{CloseCode, CloseFrame};
+pub use close::CloseCode;
+#[cfg(feature = "alloc")]
+pub use close::CloseFrame;
 pub use error::ProtocolError;
 pub use handshake::HandshakeError;
-pub use session::{Event, Message, Role, Session, SessionLimits};
+#[cfg(feature = "alloc")]
+pub use session::{Event, Message, Session};
+pub use session::{FixedSession, Role, SessionLimits};
 
 #[cfg(feature = "client")]
 pub use client::Client;

@@ -33,29 +33,46 @@
 //! |---|---|
 //! | `limits.rs` | [`SessionLimits`] |
 //! | `message.rs` | [`Message`], [`Event`] |
+//! | `send_error.rs` | [`SendError`] |
 //! | `rules.rs` | [`check_header`]: the frame rules that depend on the receiver (§5.1-§5.5) |
+//! | `header.rs` | a frame header cut off by the end of an input (§5.2) |
 //! | `closing.rs` | the closing handshake's states (§7), [`State`] |
 //! | `read.rs` | the input path: headers, payloads, messages |
 //! | `write.rs` | the output path: masking, fragmenting, compressing; [`SendError`] |
 //! | `machine.rs` | [`Session`]: the public API, events, replies, failing |
+//! | `fixed.rs` | [`FixedSession`]: the same rules without an allocator, payloads in chunks |
+//!
+//! Without the `alloc` feature only `limits`, `send_error`, `rules`, `header`, `closing` and
+//! `fixed` are built: everything [`FixedSession`] needs, and all that it shares with
+//! [`Session`].
 
 mod closing;
+mod fixed;
+mod header;
 mod limits;
+#[cfg(feature = "alloc")]
 mod machine;
+#[cfg(feature = "alloc")]
 mod message;
+#[cfg(feature = "alloc")]
 mod read;
 mod rules;
+mod send_error;
+#[cfg(feature = "alloc")]
 mod write;
 
 pub use crate::frame::Role;
 pub use closing::State;
+pub use fixed::{FixedEvent, FixedSession, Read, ServerOnly, MIN_CHUNK};
 pub use limits::SessionLimits;
 #[doc(hidden)]
 pub use limits::LARGE_FRAME;
+#[cfg(feature = "alloc")]
 pub use machine::Session;
+#[cfg(feature = "alloc")]
 pub use message::{Event, Message};
 pub use rules::{check_header, PartialMessage, Receiver};
-pub use write::SendError;
+pub use send_error::SendError;
 
 #[cfg(test)]
 mod tests;

@@ -11,10 +11,9 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use base64::Engine as _;
-
 use super::client_error::ClientHandshakeError;
-use super::http::{trim_ascii, Head, HeadError, HeadReader, Limits, StatusLine};
+use super::fields::trim_ascii;
+use super::http::{Head, HeadError, HeadReader, Limits, StatusLine};
 use super::key::accept_key;
 use super::url::Url;
 
@@ -90,7 +89,8 @@ impl ClientHandshake {
         extension: Option<ExtensionOffer>,
     ) -> (ClientHandshake, Vec<u8>) {
         use core::fmt::Write as _;
-        let key = base64::engine::general_purpose::STANDARD.encode(nonce);
+        let key = super::key::encode_nonce(&nonce);
+        let key = core::str::from_utf8(&key).unwrap_or("");
         let mut request = String::with_capacity(256);
         let _ = write!(
             request,

@@ -260,11 +260,7 @@ impl Head {
 
     /// The comma-separated tokens of every header called `name`, trimmed (RFC 9110 §5.6.1).
     pub(super) fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.all(name)
-            .filter_map(|v| core::str::from_utf8(v).ok())
-            .flat_map(|v| v.split(','))
-            .map(|t| t.trim())
-            .filter(|t| !t.is_empty())
+        self.all(name).flat_map(super::fields::tokens)
     }
 
     /// Whether the token list of the headers called `name` includes `token`, case-insensitive.
@@ -322,19 +318,6 @@ fn trim_ows(bytes: &[u8]) -> &[u8] {
     let end = bytes
         .iter()
         .rposition(|b| !is_ows(b))
-        .map_or(start, |i| i + 1);
-    &bytes[start..end]
-}
-
-/// `bytes` without leading and trailing ASCII whitespace.
-pub(super) fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
         .map_or(start, |i| i + 1);
     &bytes[start..end]
 }

@@ -2,9 +2,8 @@
 //! base64(SHA-1(`Sec-WebSocket-Key` + GUID)).
 //!
 //! Owns: the GUID and the computation, which the server uses to answer and the client to
-//! check the answer. Must not: choose or validate keys (the sides do).
-
-use alloc::string::String;
+//! check the answer; whether a key is base64 of 16 bytes (§4.1). Must not: choose keys (the
+//! client does), or allocate.
 
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
@@ -12,23 +11,145 @@ use sha1::{Digest, Sha1};
 /// RFC 6455 §1.3: the GUID appended to the client's key before hashing.
 pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
+/// The length of a `Sec-WebSocket-Accept` value: base64 of a 20-byte SHA-1 digest.
+pub const ACCEPT_LEN: usize = 28;
+
+/// A `Sec-WebSocket-Accept` value, held without an allocator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptKey([u8; ACCEPT_LEN]);
+
+impl AcceptKey {
+    /// base64(SHA-1(`key` + GUID)) (§4.2.2 item 5).
+    ///
+    /// ```
+    /// use wsloop::handshake::AcceptKey;
+    /// let accept = AcceptKey::for_key(b"dGhlIHNhbXBsZSBub25jZQ==");
+    /// assert_eq!(accept.as_str(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    /// ```
+    pub fn for_key(key: &[u8]) -> AcceptKey {
+        let mut sha = Sha1::new();
+        sha.update(key);
+        sha.update(GUID.as_bytes());
+        let mut out = [0u8; ACCEPT_LEN];
+        // 20 bytes are exactly 28 base64 characters, so the slice always fits.
+        let written = base64::engine::general_purpose::STANDARD
+            .encode_slice(sha.finalize(), &mut out)
+            .unwrap_or(0);
+        debug_assert_eq!(written, ACCEPT_LEN);
+        AcceptKey(out)
+    }
+
+    /// The value, as sent in the header.
+    pub fn as_str(&self) -> &str {
+        // base64's alphabet is ASCII.
+        core::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
 /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`: base64(SHA-1(key + GUID)) (§4.2.2).
-pub fn accept_key(key: &[u8]) -> String {
-    let mut sha = Sha1::new();
-    sha.update(key);
-    sha.update(GUID.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
+#[cfg(feature = "alloc")]
+pub fn accept_key(key: &[u8]) -> alloc::string::String {
+    alloc::string::String::from(AcceptKey::for_key(key).as_str())
+}
+
+/// RFC 6455 §4.1: whether `key` (trimmed) is "a base64-encoded value that, when decoded, is
+/// 16 bytes in length".
+///
+/// Checked from the text rather than by decoding, which keeps base64's decoder out of a
+/// firmware (about 1 KB): in the standard alphabet with canonical padding, 16 bytes are
+/// exactly 22 characters and `==`, and the last character carries 2 bits of data and 4 bits
+/// that must be zero. The tests check this against base64's own decoder.
+pub(super) fn is_valid_key(key: &[u8]) -> bool {
+    let [data @ .., b'=', b'='] = key else {
+        return false;
+    };
+    let Some(&last) = data.last() else {
+        return false;
+    };
+    data.len() == 22
+        && data.iter().all(|&c| sextet(c).is_some())
+        && sextet(last).is_some_and(|v| v & 0x0f == 0)
+}
+
+/// The value of a character of the standard base64 alphabet (RFC 4648 §4).
+fn sextet(c: u8) -> Option<u8> {
+    match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    }
+}
+
+/// The base64 form of a client's 16-byte nonce (§4.1 item 7): 24 characters.
+#[cfg(feature = "alloc")]
+pub(super) fn encode_nonce(nonce: &[u8; 16]) -> [u8; 24] {
+    let mut out = [0u8; 24];
+    // 16 bytes are exactly 24 base64 characters, so the slice always fits.
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(nonce, &mut out)
+        .unwrap_or(0);
+    debug_assert_eq!(written, 24);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// What base64's decoder says: the key decodes to exactly 16 bytes.
+    fn decodes_to_16(key: &[u8]) -> bool {
+        let mut out = [0u8; 64];
+        key.len() <= 64
+            && matches!(
+                base64::engine::general_purpose::STANDARD.decode_slice(key, &mut out),
+                Ok(16)
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn the_key_check_agrees_with_base64s_decoder(
+            key in prop_oneof![
+                "[A-Za-z0-9+/]{21,23}={0,2}",
+                "[A-Za-z0-9+/]{21}[A-Za-z0-9+/]==",
+                "[A-Za-z0-9+/=]{20,26}",
+                proptest::collection::vec(any::<u8>(), 22..26)
+                    .prop_map(|v| String::from_utf8_lossy(&v).into_owned()),
+            ],
+            nonce in any::<[u8; 16]>(),
+        ) {
+            prop_assert_eq!(is_valid_key(key.as_bytes()), decodes_to_16(key.as_bytes()));
+            let encoded = encode_nonce(&nonce);
+            prop_assert!(is_valid_key(&encoded));
+        }
+    }
 
     #[test]
     fn rfc_1_3_accept_key() {
         assert_eq!(
             accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn a_key_is_base64_of_exactly_16_bytes() {
+        assert!(is_valid_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        // 15 and 17 bytes, unpadded, not base64, and far too long.
+        assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25j"));
+        assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25jZXg="));
+        assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25jZQ"));
+        assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25jZQ=!"));
+        assert!(!is_valid_key(&[b'A'; 400]));
+        // Trailing bits must be zero: "...ZR==" decodes to 16 bytes only non-canonically.
+        assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25jZR=="));
+        assert_eq!(
+            &encode_nonce(b"the sample nonce"),
+            b"dGhlIHNhbXBsZSBub25jZQ=="
         );
     }
 }

@@ -2,20 +2,19 @@
 //! request, checking it (§4.2.1) and answering it (§4.2.2).
 //!
 //! Owns: [`Request`] and its WebSocket-level accessors, [`RequestParser`] (a request head,
-//! read with [`http`](super::http)), the checks of §4.2.1 in [`accept`], the `101` answer
-//! ([`Accept`]) and the refusals ([`HandshakeError`], each with its status and response).
+//! read with [`http`](super::http)), [`accept`] (the checks of §4.2.1, shared with the
+//! allocator-free side in `fixed`) and the `101` answer ([`Accept`]). The refusals are
+//! `server_error`'s [`HandshakeError`].
 //! Must not: do I/O, decide routing (which path is a WebSocket endpoint), read bodies, or
 //! interpret `Sec-WebSocket-Extensions`: the offers are handed over as received, and the
 //! answer is taken as given (`deflate::negotiate` decides both, feature `deflate`).
 
+use super::fixed::{check_upgrade, Headers, SWITCHING_PROTOCOLS};
+use super::http::{Head, HeadError, HeadReader, Limits, RequestLine};
+use super::key::accept_key;
+use super::server_error::HandshakeError;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
-
-use base64::Engine as _;
-
-use super::http::{http_response, trim_ascii, Head, HeadError, HeadReader, Limits, RequestLine};
-use super::key::accept_key;
 
 /// A parsed HTTP request head. Headers are kept as spans into one buffer.
 #[derive(Debug, Clone)]
@@ -81,6 +80,16 @@ impl Request {
     }
 }
 
+impl Headers for Head {
+    fn first(&self, name: &str) -> Option<&[u8]> {
+        self.header(name)
+    }
+
+    fn has_token(&self, name: &str, token: &str) -> bool {
+        Head::has_token(self, name, token)
+    }
+}
+
 /// Reads a request head from bytes that arrive in any pieces.
 #[derive(Debug, Clone)]
 pub struct RequestParser {
@@ -109,95 +118,6 @@ impl RequestParser {
     }
 }
 
-/// Why a client's upgrade request was refused. Each knows its HTTP status and response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HandshakeError {
-    /// The head is not valid HTTP/1.x.
-    Malformed,
-    /// The head is longer than [`Limits::max_head_bytes`].
-    HeadersTooLarge,
-    /// More header lines than [`Limits::max_headers`].
-    TooManyHeaders,
-    /// §4.1: the method of the opening handshake MUST be GET.
-    MethodNotAllowed,
-    /// §4.1: the HTTP version MUST be at least 1.1.
-    UnsupportedHttpVersion,
-    /// §4.1: the request MUST contain a `Host` header.
-    MissingHost,
-    /// §4.1: `Upgrade` MUST include the keyword `websocket`.
-    NotWebSocketUpgrade,
-    /// §4.1: `Connection` MUST include the token `Upgrade`.
-    MissingConnectionUpgrade,
-    /// §4.1: the request MUST include `Sec-WebSocket-Key`.
-    MissingKey,
-    /// §4.1: the key MUST be a base64-encoded 16-byte value.
-    InvalidKey,
-    /// §4.1: the request MUST include `Sec-WebSocket-Version`.
-    MissingVersion,
-    /// §4.2.2: a version other than 13 is answered with 426 and the versions we speak.
-    UnsupportedVersion,
-}
-
-impl HandshakeError {
-    /// The HTTP status that answers this error.
-    pub fn status(self) -> u16 {
-        match self {
-            HandshakeError::HeadersTooLarge | HandshakeError::TooManyHeaders => 431,
-            HandshakeError::MethodNotAllowed => 405,
-            HandshakeError::UnsupportedVersion => 426,
-            _ => 400,
-        }
-    }
-
-    /// What went wrong, for the response body and the log.
-    pub fn reason(self) -> &'static str {
-        match self {
-            HandshakeError::Malformed => "malformed HTTP request",
-            HandshakeError::HeadersTooLarge => "request header block too large",
-            HandshakeError::TooManyHeaders => "too many request headers",
-            HandshakeError::MethodNotAllowed => "the WebSocket handshake must use GET",
-            HandshakeError::UnsupportedHttpVersion => "the WebSocket handshake needs HTTP/1.1",
-            HandshakeError::MissingHost => "missing Host header",
-            HandshakeError::NotWebSocketUpgrade => "Upgrade header does not name websocket",
-            HandshakeError::MissingConnectionUpgrade => "Connection header does not list Upgrade",
-            HandshakeError::MissingKey => "missing Sec-WebSocket-Key header",
-            HandshakeError::InvalidKey => "Sec-WebSocket-Key is not base64 of 16 bytes",
-            HandshakeError::MissingVersion => "missing Sec-WebSocket-Version header",
-            HandshakeError::UnsupportedVersion => "unsupported Sec-WebSocket-Version",
-        }
-    }
-
-    /// The complete HTTP response that refuses the request (`Connection: close`).
-    pub fn response(self) -> Vec<u8> {
-        let extra: &[(&str, &str)] = match self {
-            // RFC 9110 §15.5.6: a 405 MUST carry Allow.
-            HandshakeError::MethodNotAllowed => &[("Allow", "GET")],
-            // RFC 6455 §4.2.2 and §4.4: tell the client which versions we speak.
-            HandshakeError::UnsupportedVersion | HandshakeError::MissingVersion => {
-                &[("Sec-WebSocket-Version", "13")]
-            }
-            _ => &[],
-        };
-        let mut body = String::from(self.reason());
-        body.push('\n');
-        http_response(
-            self.status(),
-            extra,
-            "text/plain; charset=utf-8",
-            body.as_bytes(),
-        )
-    }
-}
-
-impl fmt::Display for HandshakeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.reason(), self.status())
-    }
-}
-
-#[cfg(feature = "std")]
-impl std::error::Error for HandshakeError {}
-
 /// A valid upgrade request, ready to be answered with `101 Switching Protocols`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accept {
@@ -208,40 +128,7 @@ pub struct Accept {
 
 /// Check an upgrade request against RFC 6455 §4.2.1.
 pub fn accept(request: &Request) -> Result<Accept, HandshakeError> {
-    // §4.2.1 item 1: "An HTTP/1.1 or higher GET request".
-    if request.method() != "GET" {
-        return Err(HandshakeError::MethodNotAllowed);
-    }
-    if request.version() < 1 {
-        return Err(HandshakeError::UnsupportedHttpVersion);
-    }
-    // §4.2.1 item 2: a |Host| header field.
-    if request.header("host").is_none() {
-        return Err(HandshakeError::MissingHost);
-    }
-    // §4.2.1 item 3: |Upgrade| containing "websocket", case-insensitive.
-    if !request.is_websocket_upgrade() {
-        return Err(HandshakeError::NotWebSocketUpgrade);
-    }
-    // §4.2.1 item 4: |Connection| including the token "Upgrade", case-insensitive.
-    if !request.head.has_token("connection", "upgrade") {
-        return Err(HandshakeError::MissingConnectionUpgrade);
-    }
-    // §4.2.1 item 5: |Sec-WebSocket-Key|, base64 that decodes to 16 bytes.
-    let key = request
-        .header("sec-websocket-key")
-        .ok_or(HandshakeError::MissingKey)?;
-    let key = trim_ascii(key);
-    match base64::engine::general_purpose::STANDARD.decode(key) {
-        Ok(nonce) if nonce.len() == 16 => {}
-        _ => return Err(HandshakeError::InvalidKey),
-    }
-    // §4.2.1 item 6: |Sec-WebSocket-Version| 13; §4.2.2: else 426 with the versions we speak.
-    match request.header("sec-websocket-version").map(trim_ascii) {
-        None => return Err(HandshakeError::MissingVersion),
-        Some(b"13") => {}
-        Some(_) => return Err(HandshakeError::UnsupportedVersion),
-    }
+    let key = check_upgrade(request.method(), request.version(), &request.head)?;
     Ok(Accept {
         accept: accept_key(key),
         offered: request.subprotocols().map(String::from).collect(),
@@ -293,10 +180,7 @@ impl Accept {
     /// here: §4.1 makes the client fail a connection with an extension it did not offer.
     pub fn response_with(&self, protocol: Option<&str>, extensions: Option<&str>) -> Vec<u8> {
         let mut out = Vec::with_capacity(160);
-        out.extend_from_slice(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Accept: ",
-        );
+        out.extend_from_slice(SWITCHING_PROTOCOLS);
         out.extend_from_slice(self.accept.as_bytes());
         out.extend_from_slice(b"\r\n");
         if let Some(p) = protocol {

@@ -22,7 +22,6 @@
 
 use core::mem;
 
-use crate::close::CloseFrame;
 use crate::error::ProtocolError;
 
 /// The coarse state of the connection (§4.1 "_The WebSocket Connection is Established_",
@@ -38,32 +37,37 @@ pub enum State {
 }
 
 /// The closing handshake (§7).
+///
+/// `C` is what is kept of a Close frame: the whole [`CloseFrame`](crate::CloseFrame) in
+/// `Session`, the code alone in `FixedSession`, which has no allocator for a reason.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(super) enum Closing {
+pub(super) enum Closing<C> {
     /// No Close either way: messages flow both ways.
     #[default]
     Open,
     /// We sent a Close (§7.1.2) and read on until the peer's.
-    CloseSent(CloseFrame),
+    CloseSent(C),
     /// The peer's Close arrived (§7.1.3); nothing more is read (§5.5.1).
-    CloseReceived(CloseFrame),
+    CloseReceived(C),
     /// Both Close frames have passed: the closing handshake is complete (§7.1.1).
     Both {
         /// Ours.
-        sent: CloseFrame,
+        sent: C,
         /// The peer's.
-        received: CloseFrame,
+        received: C,
     },
     /// The peer broke the protocol (§7.1.7): nothing more is read, and `close` is sent once
     /// the events decoded before the violation have been taken (so that answers to them
-    /// still precede it), unless a Close was sent already.
+    /// still precede it), unless a Close was sent already. `Session`'s only: `FixedSession`
+    /// hands over one event at a time, so none is pending when it fails.
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     Failing {
         /// The rule the peer broke.
         error: ProtocolError,
         /// The Close we sent before, if any.
-        sent: Option<CloseFrame>,
+        sent: Option<C>,
         /// The Close that fails the connection.
-        close: CloseFrame,
+        close: C,
     },
     /// The connection was failed (§7.1.7): nothing more is read, and the I/O layer closes the
     /// TCP connection.
@@ -71,15 +75,15 @@ pub(super) enum Closing {
         /// The rule the peer broke; `None` when the caller failed the connection.
         error: Option<ProtocolError>,
         /// The Close we sent, if any.
-        sent: Option<CloseFrame>,
+        sent: Option<C>,
         /// The peer's Close, if it came first.
-        received: Option<CloseFrame>,
+        received: Option<C>,
     },
 }
 
-impl Closing {
+impl<C> Closing<C> {
     /// The Close we sent, if any.
-    pub(super) fn sent(&self) -> Option<&CloseFrame> {
+    pub(super) fn sent(&self) -> Option<&C> {
         match self {
             Closing::CloseSent(sent) | Closing::Both { sent, .. } => Some(sent),
             Closing::Failing { sent, .. } | Closing::Failed { sent, .. } => sent.as_ref(),
@@ -88,7 +92,7 @@ impl Closing {
     }
 
     /// The Close the peer sent, if any.
-    pub(super) fn received(&self) -> Option<&CloseFrame> {
+    pub(super) fn received(&self) -> Option<&C> {
         match self {
             Closing::CloseReceived(received) | Closing::Both { received, .. } => Some(received),
             Closing::Failed { received, .. } => received.as_ref(),
@@ -112,7 +116,7 @@ impl Closing {
     }
 
     /// We wrote `close`. Callers write at most one Close (they check [`Closing::sent`]).
-    pub(super) fn record_sent(&mut self, close: CloseFrame) {
+    pub(super) fn record_sent(&mut self, close: C) {
         *self = match mem::take(self) {
             Closing::Open => Closing::CloseSent(close),
             Closing::CloseReceived(received) => Closing::Both {
@@ -143,7 +147,7 @@ impl Closing {
     }
 
     /// The peer's Close arrived.
-    pub(super) fn record_received(&mut self, close: CloseFrame) {
+    pub(super) fn record_received(&mut self, close: C) {
         *self = match mem::take(self) {
             Closing::Open => Closing::CloseReceived(close),
             Closing::CloseSent(sent) => Closing::Both {
@@ -195,7 +199,8 @@ impl Closing {
 
     /// The peer broke `error` while events decoded before it are still to be taken: stop
     /// reading now, send `close` once they are.
-    pub(super) fn fail_after_events(&mut self, error: ProtocolError, close: CloseFrame) {
+    #[cfg(feature = "alloc")]
+    pub(super) fn fail_after_events(&mut self, error: ProtocolError, close: C) {
         *self = match mem::take(self) {
             Closing::Open => Closing::Failing {
                 error,
@@ -214,7 +219,8 @@ impl Closing {
 
     /// Every event before the violation has been taken: Failing becomes Failed, and its
     /// Close is returned, to be written unless one was sent already.
-    pub(super) fn take_failing_close(&mut self) -> Option<CloseFrame> {
+    #[cfg(feature = "alloc")]
+    pub(super) fn take_failing_close(&mut self) -> Option<C> {
         match mem::take(self) {
             Closing::Failing { error, sent, close } => {
                 *self = Closing::Failed {
@@ -235,7 +241,7 @@ impl Closing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::close::CloseCode;
+    use crate::close::{CloseCode, CloseFrame};
 
     fn close(code: u16) -> CloseFrame {
         CloseFrame::new(CloseCode::from(code), "")
@@ -243,7 +249,7 @@ mod tests {
 
     #[test]
     fn the_handshake_completes_in_either_order() {
-        let mut a = Closing::Open;
+        let mut a: Closing<CloseFrame> = Closing::Open;
         a.record_sent(close(1000));
         assert!(a.reading());
         a.record_received(close(1001));

@@ -21,7 +21,8 @@ use super::closing::{Closing, State};
 use super::limits::SessionLimits;
 use super::message::{Event, Message};
 use super::read::Reader;
-use super::write::{Masking, SendError, Writer};
+use super::send_error::SendError;
+use super::write::{Masking, Writer};
 
 /// One WebSocket connection's protocol state.
 ///
@@ -35,7 +36,7 @@ pub struct Session {
     /// permessage-deflate, when negotiated (RFC 7692); nothing otherwise.
     extensions: Extensions,
     events: VecDeque<Event>,
-    closing: Closing,
+    closing: Closing<CloseFrame>,
     /// The TCP stream has ended (in any state of the closing handshake).
     eof: bool,
 }

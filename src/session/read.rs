@@ -1,7 +1,7 @@
 //! The input path: frames from bytes in any chunking, into events.
 //!
-//! Owns: a header cut off by the end of an input (§5.2), the frame whose payload is being
-//! read, unmasking (§5.3), reassembling a fragmented message (§5.4), UTF-8 checks on text as it
+//! Owns: the frame whose payload is being read (a header cut off by the end of an input is
+//! `header.rs`'s, shared with `FixedSession`), unmasking (§5.3), reassembling a fragmented message (§5.4), UTF-8 checks on text as it
 //! arrives (§5.6, §8.1), control frame payloads (§5.5), and parsing the peer's Close.
 //! Must not: write output, or decide what a violation or a Close leads to: it returns the
 //! error or the event, and the session acts on it.
@@ -13,12 +13,11 @@ use alloc::vec::Vec;
 use crate::close::CloseFrame;
 use crate::error::ProtocolError;
 use crate::extensions::Extensions;
-use crate::frame::{
-    ControlOpcode, DataOpcode, Decoded, FrameHeader, Opcode, Role, MAX_HEADER_LEN, RSV1,
-};
+use crate::frame::{ControlOpcode, DataOpcode, FrameHeader, Opcode, Role, RSV1};
 use crate::mask::apply_mask;
 use crate::utf8::Utf8Validator;
 
+use super::header::HeaderBuf;
 use super::limits::{SessionLimits, LARGE_FRAME};
 use super::message::{Event, Message};
 use super::rules::{check_header, PartialMessage, Receiver};
@@ -40,8 +39,7 @@ pub(super) struct Reader {
     role: Role,
     limits: SessionLimits,
     /// A header cut off by the end of the previous input.
-    header: [u8; MAX_HEADER_LEN],
-    header_len: u8,
+    header: HeaderBuf,
     frame: Option<InFrame>,
     /// The data message being assembled: its kind, its bytes so far.
     message: Option<DataOpcode>,
@@ -60,8 +58,7 @@ impl Reader {
         Reader {
             role,
             limits,
-            header: [0; MAX_HEADER_LEN],
-            header_len: 0,
+            header: HeaderBuf::default(),
             frame: None,
             message: None,
             message_buf: Vec::new(),
@@ -112,7 +109,7 @@ impl Reader {
 
     /// A frame header or payload only partly received, or a fragmented message not finished.
     pub(super) fn is_mid_message(&self) -> bool {
-        self.header_len > 0 || self.frame.is_some() || self.message.is_some()
+        !self.header.is_empty() || self.frame.is_some() || self.message.is_some()
     }
 
     /// The capacity of the buffer of the message being read.
@@ -182,38 +179,8 @@ impl Reader {
         extensions: &mut Extensions,
         events: &mut VecDeque<Event>,
     ) -> Result<(usize, bool), ProtocolError> {
-        let (header, used) = if self.header_len == 0 {
-            match FrameHeader::decode(input)? {
-                Decoded::Header(header, len) => (header, len),
-                Decoded::NeedMore(_) => {
-                    // A header is at most 14 bytes, so a short input fits.
-                    self.header[..input.len()].copy_from_slice(input);
-                    self.header_len = input.len() as u8;
-                    return Ok((input.len(), false));
-                }
-            }
-        } else {
-            // Complete the saved header one missing piece at a time.
-            let have = self.header_len as usize;
-            match FrameHeader::decode(&self.header[..have])? {
-                Decoded::NeedMore(n) => {
-                    let take = n.min(input.len());
-                    self.header[have..have + take].copy_from_slice(&input[..take]);
-                    self.header_len += take as u8;
-                    match FrameHeader::decode(&self.header[..have + take])? {
-                        Decoded::Header(header, _) => {
-                            self.header_len = 0;
-                            (header, take)
-                        }
-                        Decoded::NeedMore(_) => return Ok((take, false)),
-                    }
-                }
-                // A complete header is never left in the buffer.
-                Decoded::Header(header, _) => {
-                    self.header_len = 0;
-                    (header, 0)
-                }
-            }
+        let Some((header, used)) = self.header.push(input)? else {
+            return Ok((input.len(), false));
         };
         let closed = self.start_frame(header, extensions, events)?;
         Ok((used, closed))

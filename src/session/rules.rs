@@ -1,9 +1,10 @@
 //! The frame rules that depend on the receiving end and its state (RFC 6455 §5.1-§5.5, RFC
 //! 7692 §6), as one pure function, [`check_header`]: the session applies it to every header
-//! it reads, and tools that explain traffic (`examples/explain`) call the same function.
+//! it reads (both `Session` and `FixedSession`), and tools that explain traffic
+//! (`examples/explain`) call the same function.
 //!
 //! Owns: which headers a receiver must refuse, in which order, judged from the header alone,
-//! before any of its payload is read. Must not: hold state, read payloads, or decide what
+//! before any of its payload is read; and the order of the data frames an end sends (§5.4). Must not: hold state, read payloads, or decide what
 //! happens next (the session fails the connection with the error returned).
 //! The rules no state can satisfy (reserved opcodes, the 64-bit length's top bit) are
 //! [`FrameHeader::decode`]'s.
@@ -12,6 +13,7 @@ use crate::error::ProtocolError;
 use crate::frame::{DataOpcode, FrameHeader, Opcode, Role, RSV1};
 
 use super::limits::SessionLimits;
+use super::send_error::SendError;
 
 /// What the receiving end knows when a frame header arrives: all that the rules need besides
 /// the header itself.
@@ -118,6 +120,20 @@ pub fn check_header(header: &FrameHeader, receiver: &Receiver) -> Result<(), Pro
         }
     }
     Ok(())
+}
+
+/// The order of the data frames we send (§5.4): may a frame of `kind` follow, while a
+/// fragmented message of ours is (`sending`) or is not in progress? If so, the result says
+/// whether one is in progress after it (a frame without `fin` starts or continues one).
+pub(super) fn next_fragment(kind: DataOpcode, fin: bool, sending: bool) -> Result<bool, SendError> {
+    // RFC 6455 §5.4: the fragments of one message are not interleaved with another's, and a
+    // continuation continues a message.
+    match (kind, sending) {
+        (DataOpcode::Continuation, false) | (DataOpcode::Text | DataOpcode::Binary, true) => {
+            Err(SendError::FragmentationOrder)
+        }
+        _ => Ok(!fin),
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! Owns: the output buffer, masking every frame a client sends with a fresh key from its key
 //! source (§5.3, §10.3), fragmenting a message (§5.4) and compressing it first when an
-//! extension says so (RFC 7692 §6.1), the order of our own fragments, and [`SendError`].
+//! extension says so (RFC 7692 §6.1), and the order of our own fragments (by the rule in
+//! `rules.rs`).
 //! Must not: decide whether sending is allowed in the closing handshake (the session checks
 //! that before calling here), or read input.
 
@@ -10,42 +11,14 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
+use super::send_error::SendError;
+
 use crate::extensions::Extensions;
 use crate::frame::{DataOpcode, EncodedHeader, FrameHeader, Opcode, Role, RSV1};
 use crate::mask::{apply_mask, MaskKeys};
 
 use super::message::Message;
-
-/// Why something could not be sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendError {
-    /// §5.5.1: after sending a Close, an endpoint MUST NOT send more data frames.
-    Closing,
-    /// §5.5: control frames carry at most 125 bytes.
-    ControlFrameTooLong,
-    /// §7.4.1: this close code must not be sent.
-    InvalidCloseCode,
-    /// §5.4: a new message was started while a fragmented one is still being sent, or a
-    /// continuation was sent without one.
-    FragmentationOrder,
-    /// The zero-copy header path is for servers only: a client must mask the payload.
-    MaskingRequired,
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SendError::Closing => "the closing handshake has started",
-            SendError::ControlFrameTooLong => "control frame payload over 125 bytes",
-            SendError::InvalidCloseCode => "this close code may not be sent",
-            SendError::FragmentationOrder => "fragments out of order",
-            SendError::MaskingRequired => "a client must mask its frames",
-        })
-    }
-}
-
-#[cfg(feature = "std")]
-impl std::error::Error for SendError {}
+use super::rules::next_fragment;
 
 /// How our frames are masked, which is what our role decides (§5.1).
 pub(super) enum Masking {
@@ -146,14 +119,7 @@ impl Writer {
     /// Check that a data frame whose payload the caller sends itself may start: a server's
     /// (a client's payload must be masked), in fragment order (§5.4). Then it counts as sent.
     fn start_data_frame(&mut self, kind: DataOpcode, fin: bool) -> Result<(), SendError> {
-        // RFC 6455 §5.4: the fragments of one message are not interleaved with another's.
-        match (kind, self.sending_fragments) {
-            (DataOpcode::Continuation, false) | (DataOpcode::Text | DataOpcode::Binary, true) => {
-                return Err(SendError::FragmentationOrder)
-            }
-            _ => {}
-        }
-        self.sending_fragments = !fin;
+        self.sending_fragments = next_fragment(kind, fin, self.sending_fragments)?;
         Ok(())
     }
 

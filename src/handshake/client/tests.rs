@@ -3,7 +3,8 @@ use alloc::vec::Vec;
 
 use super::*;
 use crate::handshake::http::Limits;
-use crate::handshake::server::{accept, HandshakeError, Request, RequestParser};
+use crate::handshake::server::{accept, Request, RequestParser};
+use crate::handshake::HandshakeError;
 
 fn parse(bytes: &[u8]) -> Result<Request, HandshakeError> {
     let mut parser = RequestParser::new(Limits::default());
