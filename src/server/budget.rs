@@ -6,7 +6,9 @@
 //! - **reading** (`may_read`): under pressure (half the limit held), a connection holding a
 //!   large share stops being read (TCP holds the rest of its message back), except one at a
 //!   time, the *leader*, which may go on to three quarters of the limit so that large
-//!   messages still complete one after another instead of all waiting for each other;
+//!   messages still complete one after another instead of all waiting for each other (a
+//!   leader that stops sending keeps the role until its message completes or its
+//!   `message_timeout` closes it);
 //! - **incoming frames** (`allowance`): the most a connection's message may hold, given to
 //!   its session (`Session::set_receive_allowance`), which refuses a frame that would not fit
 //!   from its header, with 1013;

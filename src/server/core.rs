@@ -247,6 +247,11 @@ impl<R: Reactor> Core<R> {
             return false;
         };
         let mut conn = self.conns.remove(key);
+        self.budget.recharge(conn.charged, 0);
+        self.budget.step_down(ConnRef {
+            key,
+            generation: conn.generation,
+        });
         self.reactor.release(&mut conn.socket);
         self.counted -= 1;
         self.workers.remove_connection(self.index);

@@ -232,6 +232,11 @@ impl<R: Reactor> Core<R> {
         let mut bytes = request.raw().to_vec();
         bytes.extend_from_slice(rest);
         let mut conn = self.conns.try_remove(key)?;
+        self.budget.recharge(conn.charged, 0);
+        self.budget.step_down(ConnRef {
+            key,
+            generation: conn.generation,
+        });
         self.reactor.deregister(&mut conn.socket);
         self.counted -= 1;
         self.workers.remove_connection(self.index);
