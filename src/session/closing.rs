@@ -23,6 +23,7 @@
 use core::mem;
 
 use crate::error::ProtocolError;
+use crate::frame::Role;
 
 /// The coarse state of the connection (§4.1 "_The WebSocket Connection is Established_",
 /// §7.1.3 "_The WebSocket Closing Handshake is Started_", §7.1.4 "_Closed_").
@@ -106,6 +107,22 @@ impl<C> Closing<C> {
             Closing::Failing { error, .. } => Some(*error),
             Closing::Failed { error, .. } => *error,
             _ => None,
+        }
+    }
+
+    /// Whether the I/O layer should close TCP once the output is written, for the `role` end
+    /// (`eof`: the peer's side of TCP has ended).
+    ///
+    /// RFC 6455 §7.1.1: after both Close frames, the server closes the TCP connection first
+    /// (so that it, not the client, holds TIME_WAIT); a client waits for the server to do it,
+    /// until its close timeout. A failed connection (§7.1.7) and one whose peer already closed
+    /// TCP are closed at once, whatever the role.
+    pub(super) fn should_close_tcp(&self, role: Role, eof: bool) -> bool {
+        match self {
+            _ if eof => true,
+            Closing::Failed { .. } => true,
+            Closing::Both { .. } => role == Role::Server,
+            _ => false,
         }
     }
 

@@ -588,12 +588,7 @@ impl<K: MaskKeys> FixedSession<K> {
     /// Whether to close the TCP connection once the output is written (§7.1.1): the server
     /// after both Close frames, either end at once after a failure or the peer's end of TCP.
     pub fn should_close_tcp(&self) -> bool {
-        match self.closing {
-            _ if self.eof => true,
-            Closing::Failed { .. } => true,
-            Closing::Both { .. } => self.role() == Role::Server,
-            _ => false,
-        }
+        self.closing.should_close_tcp(self.role(), self.eof)
     }
 }
 

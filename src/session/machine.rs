@@ -440,19 +440,11 @@ impl Session {
         self.closing.sent().is_some() && !self.eof
     }
 
-    /// Whether the I/O layer should close the TCP connection once the output is flushed.
-    ///
-    /// RFC 6455 §7.1.1: after both Close frames, the server closes the TCP connection first
-    /// (so that it, not the client, holds TIME_WAIT); a client waits for the server to do it,
-    /// until its close timeout. A failed connection (§7.1.7) and one whose peer already closed
-    /// TCP are closed at once, whatever the role.
+    /// Whether the I/O layer should close the TCP connection once the output is flushed:
+    /// the server after both Close frames (RFC 6455 §7.1.1), either end at once after a
+    /// failure (§7.1.7) or the peer's end of TCP.
     pub fn should_close_tcp(&self) -> bool {
-        match self.closing {
-            _ if self.eof => true,
-            Closing::Failed { .. } => true,
-            Closing::Both { .. } => self.role() == Role::Server,
-            _ => false,
-        }
+        self.closing.should_close_tcp(self.role(), self.eof)
     }
 
     /// The capacity of the buffer of the message being read, for tests of what is held.
