@@ -9,12 +9,14 @@
 
 #![cfg(target_os = "linux")]
 
+#[path = "support/example_binary.rs"]
+mod example_binary;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use example_binary::example_binary;
 use wsloop::client::Client;
 use wsloop::Message;
 
@@ -25,25 +27,6 @@ const HOLDERS: usize = 8;
 const MESSAGE: usize = 60 * MIB;
 const WAIT: Duration = Duration::from_secs(10);
 
-/// The `echo` example built next to this test binary (`cargo test` builds the examples).
-fn echo_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test binary lives in target/<profile>/deps/");
-    let path = profile_dir
-        .join("examples")
-        .join(format!("echo{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "{} is missing: run the whole `cargo test` (it builds the examples), or \
-         `cargo build --example echo` first",
-        path.display()
-    );
-    path
-}
-
 /// The child, killed when the test ends however it ends.
 struct Echo {
     child: Child,
@@ -52,12 +35,15 @@ struct Echo {
 
 impl Echo {
     fn start(budget: usize) -> Echo {
-        let mut child = Command::new(echo_binary())
-            .args(["127.0.0.1:0", "--memory-budget", &budget.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start echo");
+        let mut child = Command::new(example_binary(
+            "echo",
+            &["examples/echo.rs", "examples/common"],
+        ))
+        .args(["127.0.0.1:0", "--memory-budget", &budget.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start echo");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)

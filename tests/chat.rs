@@ -7,49 +7,21 @@
 //! builds it; alone, `cargo build --example chat` first), reads the address it prints,
 //! captures its log, and kills it by its PID when the test ends. Every wait is bounded.
 
+#[path = "support/example_binary.rs"]
+mod example_binary;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use example_binary::example_binary;
 use wsloop::client::{Client, ClientError};
 use wsloop::{CloseCode, Message};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// The example binary next to this test's `deps/` folder, refused when older than its sources.
-fn chat_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join("examples").join("chat"))
-        .expect("target/<profile>/ above the test binary");
-    let built = std::fs::metadata(&bin)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| {
-            panic!(
-                "{} is missing ({e}): run `cargo test` or `cargo build --example chat`",
-                bin.display()
-            )
-        });
-    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/chat");
-    for entry in std::fs::read_dir(&sources).unwrap() {
-        let path = entry.unwrap().path();
-        let changed = std::fs::metadata(&path).unwrap().modified().unwrap();
-        assert!(
-            changed <= built,
-            "{} is older than {}: run `cargo build --example chat`",
-            bin.display(),
-            path.display()
-        );
-    }
-    bin
-}
 
 /// A running chat process; killed by its PID and reaped when dropped.
 struct Chat {
@@ -60,15 +32,18 @@ struct Chat {
 
 impl Chat {
     fn start() -> Chat {
-        let mut child = Command::new(chat_bin())
-            .args(["--bind", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .env("RUST_LOG_STYLE", "never")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the chat example");
+        let mut child = Command::new(example_binary(
+            "chat",
+            &["examples/chat", "examples/common"],
+        ))
+        .args(["--bind", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env("RUST_LOG_STYLE", "never")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the chat example");
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = channel();

@@ -14,9 +14,10 @@
 #[path = "../examples/dashboard/access.rs"]
 mod access;
 
+#[path = "support/example_binary.rs"]
+mod example_binary;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
@@ -24,48 +25,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use access::{preview, Access, Allowed, AllowedOrigin, Refusal};
+use example_binary::example_binary;
 use wsloop::client::Client;
 use wsloop::handshake::{Limits, Request, RequestParser};
 
 /// How long anything may take before the test fails instead of hanging.
 const WAIT: Duration = Duration::from_secs(10);
-
-/// The example binary, next to this test's own `deps/` folder; refused when missing or older
-/// than its sources, so that a test never passes against a stale build.
-fn dashboard_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join("examples").join("dashboard"))
-        .expect("target/<profile>/ above the test binary");
-    let built = std::fs::metadata(&bin)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| {
-            panic!(
-                "{} is missing ({e}): run `cargo test` or `cargo build --example dashboard`",
-                bin.display()
-            )
-        });
-    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/dashboard");
-    for entry in std::fs::read_dir(&sources).unwrap() {
-        let path = entry.unwrap().path();
-        if !matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("rs" | "html")
-        ) {
-            continue;
-        }
-        let changed = std::fs::metadata(&path).unwrap().modified().unwrap();
-        assert!(
-            changed <= built,
-            "{} is older than {}: run `cargo build --example dashboard`",
-            bin.display(),
-            path.display()
-        );
-    }
-    bin
-}
 
 /// A running dashboard process; killed (by its PID) and reaped when dropped.
 struct Dashboard {
@@ -76,16 +41,19 @@ struct Dashboard {
 
 impl Dashboard {
     fn start(args: &[&str]) -> Dashboard {
-        let mut child = Command::new(dashboard_bin())
-            .arg("127.0.0.1:0")
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("RUST_LOG_STYLE", "never")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the dashboard example");
+        let mut child = Command::new(example_binary(
+            "dashboard",
+            &["examples/dashboard", "examples/common"],
+        ))
+        .arg("127.0.0.1:0")
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env("RUST_LOG_STYLE", "never")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the dashboard example");
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -790,11 +758,14 @@ fn a_foreign_origin_is_refused_unless_allowed_with_allow_origin() {
     );
 
     // A value that is not an origin is refused at startup.
-    let out = Command::new(dashboard_bin())
-        .args(["127.0.0.1:0", "--allow-origin", "ftp://files.example"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = Command::new(example_binary(
+        "dashboard",
+        &["examples/dashboard", "examples/common"],
+    ))
+    .args(["127.0.0.1:0", "--allow-origin", "ftp://files.example"])
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -8,14 +8,16 @@
 
 #![cfg(unix)]
 
+#[path = "support/example_binary.rs"]
+mod example_binary;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use example_binary::example_binary;
 use wsloop::client::{Client, ClientError};
 use wsloop::{CloseCode, Message};
 
@@ -24,39 +26,6 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long any single step may take before the test gives up.
 const WAIT: Duration = Duration::from_secs(10);
 const SESSIONS: usize = 100;
-
-/// The `echo` example built next to this test binary: this test is
-/// `target/<profile>/deps/signals-<hash>`, the examples are in `target/<profile>/examples/`.
-fn echo_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test binary lives in target/<profile>/deps/");
-    let path = profile_dir
-        .join("examples")
-        .join(format!("echo{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "{} is missing: run the whole `cargo test` (it builds the examples), or \
-         `cargo build --example echo` first",
-        path.display()
-    );
-    // `cargo test --test signals` alone does not rebuild the examples: refuse an `echo` older
-    // than its sources rather than test yesterday's binary.
-    let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for source in ["examples/echo.rs", "examples/common/shutdown.rs"] {
-        let changed = std::fs::metadata(root.join(source)).and_then(|m| m.modified());
-        assert!(
-            changed.map_or(true, |changed| changed <= built),
-            "{} is older than {source}: run `cargo build --example echo` (or the whole \
-             `cargo test`) first",
-            path.display()
-        );
-    }
-    path
-}
 
 /// A running `echo`, killed when dropped if it has not exited, so that no failing assertion
 /// leaves a process behind.
@@ -70,14 +39,17 @@ struct Echo {
 impl Echo {
     /// Start `echo 127.0.0.1:0` with the log at INFO and wait for the address it announces.
     fn start() -> Echo {
-        let mut child = Command::new(echo_binary())
-            .arg("127.0.0.1:0")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the echo example");
+        let mut child = Command::new(example_binary(
+            "echo",
+            &["examples/echo.rs", "examples/common"],
+        ))
+        .arg("127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the echo example");
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         let log = std::thread::spawn(move || {
