@@ -34,7 +34,7 @@ impl Chat {
     fn start() -> Chat {
         let mut child = Command::new(example_binary(
             "chat",
-            &["examples/chat", "examples/common"],
+            &["examples/chat", "examples/common/shutdown.rs"],
         ))
         .args(["--bind", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
