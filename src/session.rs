@@ -37,6 +37,7 @@
 //! | `rules.rs` | [`check_header`]: the frame rules that depend on the receiver (§5.1-§5.5) |
 //! | `header.rs` | a frame header cut off by the end of an input (§5.2) |
 //! | `closing.rs` | the closing handshake's states (§7), [`State`] |
+//! | `recycle.rs` | the message buffers an I/O layer lends the reader |
 //! | `read.rs` | the input path: headers, payloads, messages |
 //! | `write.rs` | the output path: masking, fragmenting, compressing; [`SendError`] |
 //! | `machine.rs` | [`Session`]: the public API, events, replies, failing |
@@ -56,6 +57,8 @@ mod machine;
 mod message;
 #[cfg(feature = "alloc")]
 mod read;
+#[cfg(feature = "alloc")]
+mod recycle;
 mod rules;
 mod send_error;
 #[cfg(feature = "alloc")]
@@ -65,12 +68,12 @@ pub use crate::frame::Role;
 pub use closing::State;
 pub use fixed::{FixedEvent, FixedSession, Read, ServerOnly, MIN_CHUNK};
 pub use limits::SessionLimits;
-#[doc(hidden)]
-pub use limits::LARGE_FRAME;
 #[cfg(feature = "alloc")]
 pub use machine::Session;
 #[cfg(feature = "alloc")]
 pub use message::{Event, Message};
+#[cfg(feature = "alloc")]
+pub(crate) use recycle::Recycle;
 pub use rules::{check_header, PartialMessage, Receiver};
 pub use send_error::SendError;
 

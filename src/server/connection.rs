@@ -14,18 +14,16 @@ use std::time::Instant;
 
 use crate::frame::EncodedHeader;
 use crate::handshake::{Request, RequestParser};
-use crate::session::Session;
+use crate::session::{Recycle, Session};
 
 use super::handler::CloseReason;
+use super::pool::BufferPool;
 use super::upgrade::Accepted;
 use super::workers::{AddressTicket, HandshakeTicket};
 
 /// Payloads up to this size are copied into the queue's tail buffer rather than queued as
 /// their own chunk: one copy of a small payload is cheaper than one more iovec.
 const COALESCE_MAX: usize = 1024;
-
-/// Payload buffers at least this large are worth keeping for reuse.
-const SPARE_MIN: usize = crate::session::LARGE_FRAME;
 
 /// How many chunks one `writev` takes at most.
 const MAX_IOVECS: usize = 64;
@@ -164,13 +162,12 @@ impl WriteQueue {
 
     /// Write as much as the socket takes. `Ok(true)` when the queue is empty.
     ///
-    /// A large payload written in full is offered back through `spare` (kept if larger
-    /// than the one there), so that the loop can reuse its memory for the next large
-    /// message instead of unmapping it and faulting in fresh pages.
+    /// A payload written in full goes back to `pool`, so that the loop reuses its memory for
+    /// a next message instead of unmapping it and faulting in fresh pages.
     pub(crate) fn flush(
         &mut self,
         socket: &mut impl Write,
-        spare: &mut Option<Vec<u8>>,
+        pool: &mut BufferPool,
     ) -> io::Result<bool> {
         while self.len > 0 {
             let mut slices: [IoSlice<'_>; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
@@ -197,7 +194,7 @@ impl WriteQueue {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            self.advance(written, spare);
+            self.advance(written, pool);
         }
         // A stream that buffers output of its own (TLS records) writes it now, and reports
         // `WouldBlock` while some remains, so that the loop keeps waiting for writability.
@@ -208,7 +205,7 @@ impl WriteQueue {
         }
     }
 
-    fn advance(&mut self, mut written: usize, spare: &mut Option<Vec<u8>>) {
+    fn advance(&mut self, mut written: usize, pool: &mut BufferPool) {
         self.len -= written;
         while written > 0 {
             let Some(front) = self.chunks.front() else {
@@ -226,10 +223,7 @@ impl WriteQueue {
                     self.shared -= chunk.heap();
                 }
                 if let Chunk::Payload(payload) = chunk {
-                    let bigger = !matches!(spare, Some(s) if s.capacity() >= payload.capacity());
-                    if payload.capacity() >= SPARE_MIN && bigger {
-                        *spare = Some(payload);
-                    }
+                    pool.give(payload);
                 }
             } else {
                 self.front_written += written;
@@ -513,10 +507,12 @@ mod tests {
             limit: 7,
             calls: 3,
         };
+        let mut pool = BufferPool::new(1 << 20);
         assert!(
-            !q.flush(&mut w, &mut None).unwrap(),
+            !q.flush(&mut w, &mut pool).unwrap(),
             "blocked before the end"
         );
+        assert_eq!(pool.held(), 0, "the payload is not written yet");
         assert_eq!(q.len(), expected.len() - 21);
         assert_eq!(q.charge(), recount(&q));
         // Bytes pushed while partly written still go after everything else.
@@ -525,10 +521,12 @@ mod tests {
         assert_eq!(q.charge(), recount(&q));
         w.calls = usize::MAX;
         w.limit = 1000;
-        assert!(q.flush(&mut w, &mut None).unwrap());
+        assert!(q.flush(&mut w, &mut pool).unwrap());
         assert_eq!(w.out, expected);
         assert!(q.is_empty());
         assert_eq!(q.charge(), 0);
+        // The payload's buffer, written out, went to the pool for the next message.
+        assert_eq!(pool.held(), 5000);
     }
 
     #[test]
@@ -560,7 +558,7 @@ mod tests {
             calls: usize::MAX,
         };
         assert!(q.chunks.capacity() >= entries);
-        assert!(q.flush(&mut w, &mut None).unwrap());
+        assert!(q.flush(&mut w, &mut BufferPool::new(1 << 20)).unwrap());
         assert_eq!(w.out.len(), entries * 4);
         assert_eq!(q.charge(), 0);
         assert_eq!(q.owned(), 0);

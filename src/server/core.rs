@@ -32,6 +32,7 @@ use super::deadline::{self, Expiry, Timing};
 use super::handle::Handle;
 use super::handler::{CloseReason, Context, Handler};
 use super::http::too_many_connections;
+use super::pool::BufferPool;
 use super::timer::{ConnRef, Timers};
 use super::topics::Topics;
 use super::transport::Reactor;
@@ -89,13 +90,12 @@ pub(crate) struct Core<R: Reactor> {
     refusing: usize,
     pub(super) shutdown_deadline: Option<Instant>,
     pub(super) now: Instant,
-    /// The buffer of a large payload already written, kept for the next large message
-    /// (see `Session::receive_with_spare`); at most one, of at most `max_message_size`.
-    pub(super) spare: Option<Vec<u8>>,
+    /// Buffers of payloads already written, lent to the next messages read (`pool.rs`).
+    pub(super) pool: BufferPool,
     /// This loop's share of the memory budget, and what its connections hold.
     pub(super) budget: Budget,
-    /// What `spare` is charged in the budget (its capacity at the end of the last step).
-    spare_charged: usize,
+    /// What `pool` is charged in the budget (what it held at the end of the last step).
+    pool_charged: usize,
     /// Connections not read while the budget is under pressure, read again once it is not.
     pub(super) budget_waiting: Vec<ConnRef>,
     /// Which sessions of this loop are subscribed to which topics.
@@ -125,9 +125,9 @@ impl<R: Reactor> Core<R> {
             refusing: 0,
             shutdown_deadline: None,
             now: Instant::now(),
-            spare: None,
+            pool: BufferPool::new(config.session.max_message_size),
             budget: Budget::new(config.memory_budget / config.workers.max(1)),
-            spare_charged: 0,
+            pool_charged: 0,
             budget_waiting: Vec::new(),
             closing_data: None,
             topics: Topics::default(),
@@ -145,17 +145,17 @@ impl<R: Reactor> Core<R> {
         self.fire_timers(handler);
         self.flush_dirty(handler);
         let stop = self.shutdown_step(handler);
-        self.charge_spare();
+        self.charge_pool();
         stop
     }
 
-    /// Charge the recycled buffer (`spare`) against the memory budget as it is at the end
-    /// of the step: it is memory the loop keeps, up to one message's worth, for as long as
-    /// it runs (dropped under pressure, see `budget_step`).
-    fn charge_spare(&mut self) {
-        let now = self.spare.as_ref().map_or(0, Vec::capacity);
-        self.budget.recharge(self.spare_charged, now);
-        self.spare_charged = now;
+    /// Charge the recycled buffers (`pool`) against the memory budget as they are at the end
+    /// of the step: memory the loop keeps, within the pool's bounds, for as long as it runs
+    /// (dropped under pressure, see `budget_step`).
+    fn charge_pool(&mut self) {
+        let now = self.pool.held();
+        self.budget.recharge(self.pool_charged, now);
+        self.pool_charged = now;
     }
 
     /// The clock of this step: the mio loop reads it after each poll, the simulator moves it.
@@ -504,12 +504,12 @@ impl<R: Reactor> Core<R> {
     }
 
     /// The memory budget between steps: forget broadcast frames no queue holds; under
-    /// pressure give back the recycled buffer; once pressure is over, read the connections
+    /// pressure give back the recycled buffers; once pressure is over, read the connections
     /// that waited for it (reading checks again).
     fn budget_step(&mut self) {
         self.budget.prune_shared();
         if self.budget.under_pressure() {
-            self.spare = None;
+            self.pool.clear();
         } else if !self.budget_waiting.is_empty() {
             for conn in std::mem::take(&mut self.budget_waiting) {
                 if let Some(c) = self.conns.get_mut(conn.key) {
@@ -708,11 +708,11 @@ impl<R: Reactor> Core<R> {
         // is charged by the end of a step), and the total is those charges plus the
         // broadcast frames, counted once.
         assert_eq!(
-            self.spare_charged,
-            self.spare.as_ref().map_or(0, Vec::capacity),
-            "the spare buffer's charge"
+            self.pool_charged,
+            self.pool.held(),
+            "the buffer pool's charge"
         );
-        let mut charged = self.budget.shared_bytes() + self.spare_charged;
+        let mut charged = self.budget.shared_bytes() + self.pool_charged;
         for (key, conn) in &self.conns {
             assert_eq!(
                 conn.charged,

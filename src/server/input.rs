@@ -128,7 +128,7 @@ impl<R: Reactor> Core<R> {
                 // What the message may still take of the memory budget (1013 beyond).
                 let held = session.buffered_bytes();
                 session.set_receive_allowance(self.budget.allowance(held));
-                let result = session.receive_with_spare(data, &mut self.spare);
+                let result = session.receive_pooled(data, &mut self.pool);
                 // The message deadline runs from the first byte of an unfinished message.
                 if !session.is_mid_message() {
                     conn.message_since = None;
@@ -176,7 +176,7 @@ impl<R: Reactor> Core<R> {
             session.receive_eof();
         }
         // Last chance for what is queued (the peer may only have half-closed).
-        let _ = conn.queue.flush(&mut conn.socket, &mut self.spare);
+        let _ = conn.queue.flush(&mut conn.socket, &mut self.pool);
         self.remove(handler, key);
     }
 

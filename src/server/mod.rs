@@ -100,6 +100,7 @@
 //! | `handover.rs` | commands from handles and loops; passing connections between loops |
 //! | `topics.rs` | which sessions of a loop are subscribed to which topics |
 //! | `budget.rs` | the server-wide memory budget, pure: what is held, who may read, what fits |
+//! | `pool.rs` | the loop's recycled message buffers: payloads written out, lent to the next messages |
 //! | `deadline.rs` | the deadline policy, pure: when a connection is due, and for what |
 //! | `connection.rs` | one connection's phase, write queue and timing fields |
 //! | `timer.rs` | deadlines in a heap, so a wake-up never scans every connection |
@@ -134,6 +135,7 @@ mod http;
 mod http_fallback;
 mod input;
 mod output;
+mod pool;
 pub mod route;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]

@@ -53,17 +53,10 @@ impl<R: Reactor> Core<R> {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let flushed = conn.queue.flush(&mut conn.socket, &mut self.spare);
+        let flushed = conn.queue.flush(&mut conn.socket, &mut self.pool);
         let holding = conn.holding();
         self.budget.recharge(conn.charged, holding);
         conn.charged = holding;
-        if self
-            .spare
-            .as_ref()
-            .is_some_and(|s| s.capacity() > self.config.session.max_message_size)
-        {
-            self.spare = None; // never keep more than one message's worth
-        }
         if conn.read_paused && conn.queue.charge() < self.config.max_queued_bytes {
             // Below the mark again: read what the client sent meanwhile.
             conn.read_paused = false;
@@ -167,7 +160,7 @@ impl<R: Reactor> Core<R> {
         if !crosses(conn.queue.charge()) {
             return false;
         }
-        let _ = conn.queue.flush(&mut conn.socket, &mut self.spare);
+        let _ = conn.queue.flush(&mut conn.socket, &mut self.pool);
         crosses(conn.queue.charge())
     }
 

@@ -1,7 +1,6 @@
 //! The session's limits on what a peer may send.
 //!
-//! Owns: [`SessionLimits`] and the size from which a data frame may take the I/O layer's
-//! spare buffer. Must not: enforce them (the frame rules and the reader do).
+//! Owns: [`SessionLimits`]. Must not: enforce them (the frame rules and the reader do).
 
 /// Limits on what a peer may send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +26,3 @@ impl Default for SessionLimits {
         }
     }
 }
-
-/// Data frames at least this large may take the caller's spare buffer (the server's
-/// `Session::receive_with_spare`). The I/O layer's, hidden from the docs.
-pub const LARGE_FRAME: usize = 64 * 1024;

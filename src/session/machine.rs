@@ -21,6 +21,7 @@ use super::closing::{Closing, State};
 use super::limits::SessionLimits;
 use super::message::{Event, Message};
 use super::read::Reader;
+use super::recycle::Recycle;
 use super::send_error::SendError;
 use super::write::{Masking, Writer};
 
@@ -111,27 +112,28 @@ impl Session {
     /// connection is written at once if there are none, else by the [`Session::next_event`]
     /// call that finds none left. Input after a received Close is discarded.
     pub fn receive(&mut self, input: &[u8]) -> Result<(), ProtocolError> {
-        self.receive_with_spare(input, &mut None)
+        self.receive_pooled(input, &mut ())
     }
 
-    /// [`Session::receive`], with a spare buffer to take for a large message.
+    /// [`Session::receive`], assembling data messages in buffers lent by `pool`.
     ///
-    /// When a data frame of `LARGE_FRAME` bytes or more starts and the message buffer is
-    /// smaller than `spare`, the session takes `spare` as its buffer. An event loop recycles
-    /// the buffers of large payloads it has finished writing this way, so that a large
-    /// message lands in memory that is already mapped: filling fresh pages (page faults and
-    /// zeroing) cost more than half the time of a 16 MiB echo (`benches/e2e`, row 3).
-    pub(crate) fn receive_with_spare(
+    /// When a data frame starts and the message buffer has no room for it, the session asks
+    /// `pool` for a buffer that has (and gives the smaller one back). An event loop lends the
+    /// buffers of payloads it has finished writing this way, so that a message lands in
+    /// memory that is already mapped: filling fresh pages (page faults and zeroing) cost more
+    /// than half the time of a 16 MiB echo and a fifth of a 64 KiB one (`benches/e2e`, rows 3
+    /// and 2b).
+    pub(crate) fn receive_pooled<P: Recycle>(
         &mut self,
         input: &[u8],
-        spare: &mut Option<Vec<u8>>,
+        pool: &mut P,
     ) -> Result<(), ProtocolError> {
         if input.is_empty() || !self.reading() {
             return Ok(());
         }
         match self
             .reader
-            .read(input, spare, &mut self.extensions, &mut self.events)
+            .read(input, pool, &mut self.extensions, &mut self.events)
         {
             Ok(closed) => {
                 if closed {

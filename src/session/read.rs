@@ -18,8 +18,9 @@ use crate::mask::apply_mask;
 use crate::utf8::Utf8Validator;
 
 use super::header::HeaderBuf;
-use super::limits::{SessionLimits, LARGE_FRAME};
+use super::limits::SessionLimits;
 use super::message::{Event, Message};
+use super::recycle::Recycle;
 use super::rules::{check_header, PartialMessage, Receiver};
 
 /// The frame whose payload is being read.
@@ -126,15 +127,15 @@ impl Reader {
     /// because this runs for every frame: a step per call from the session, handing each event
     /// back through the return value, cost about 15% more per 64-byte message
     /// (`benches/core.rs`, `session_receive/64B_messages`).
-    pub(super) fn read(
+    pub(super) fn read<P: Recycle>(
         &mut self,
         mut input: &[u8],
-        spare: &mut Option<Vec<u8>>,
+        pool: &mut P,
         extensions: &mut Extensions,
         events: &mut VecDeque<Event>,
     ) -> Result<bool, ProtocolError> {
         while !input.is_empty() {
-            let (used, closed) = self.step(input, spare, extensions, events)?;
+            let (used, closed) = self.step(input, pool, extensions, events)?;
             if closed {
                 return Ok(true);
             }
@@ -146,16 +147,16 @@ impl Reader {
     /// Read some of `input`: (part of) a header, or (part of) a payload. The event of a frame
     /// this completed, if any, goes to the back of `events`. Returns how many bytes were used,
     /// and whether the event was the peer's Close.
-    fn step(
+    fn step<P: Recycle>(
         &mut self,
         input: &[u8],
-        spare: &mut Option<Vec<u8>>,
+        pool: &mut P,
         extensions: &mut Extensions,
         events: &mut VecDeque<Event>,
     ) -> Result<(usize, bool), ProtocolError> {
         match self.frame {
             None => self.read_header(input, extensions, events),
-            Some(frame) => self.read_payload(frame, input, spare, extensions, events),
+            Some(frame) => self.read_payload(frame, input, pool, extensions, events),
         }
     }
 
@@ -253,16 +254,25 @@ impl Reader {
     }
 
     /// Read (part of) a payload; returns how many input bytes were used.
-    fn read_payload(
+    fn read_payload<P: Recycle>(
         &mut self,
         frame: InFrame,
         input: &[u8],
-        spare: &mut Option<Vec<u8>>,
+        pool: &mut P,
         extensions: &mut Extensions,
         events: &mut VecDeque<Event>,
     ) -> Result<(usize, bool), ProtocolError> {
-        if frame.read == 0 && frame.opcode.is_data() && frame.remaining >= LARGE_FRAME as u64 {
-            self.adopt_spare(spare);
+        if frame.read == 0 && frame.opcode.is_data() {
+            // Room for the whole frame (for a compressed one, its payload as a first guess):
+            // from the I/O layer's recycled buffers when the message buffer is short of it.
+            // The frame's length was checked against the limits from its header.
+            let need = self
+                .message_buf
+                .len()
+                .saturating_add(frame.remaining as usize);
+            if self.message_buf.capacity() < need {
+                self.adopt_pooled(pool, need);
+            }
         }
         let take = (frame.remaining.min(input.len() as u64)) as usize;
         if frame.opcode.is_data() && extensions.receiving_compressed() {
@@ -342,16 +352,12 @@ impl Reader {
         self.check_text_from(start)
     }
 
-    /// Take `spare` as the message buffer if it is larger (keeping the bytes so far).
-    fn adopt_spare(&mut self, spare: &mut Option<Vec<u8>>) {
-        if let Some(mut buf) = spare.take() {
-            if buf.capacity() > self.message_buf.capacity() {
-                buf.clear();
-                buf.extend_from_slice(&self.message_buf);
-                self.message_buf = buf;
-            } else {
-                *spare = Some(buf);
-            }
+    /// Take a buffer with room for `need` bytes from `pool` as the message buffer, keeping
+    /// the bytes so far (earlier fragments) and giving the old buffer back.
+    fn adopt_pooled<P: Recycle>(&mut self, pool: &mut P, need: usize) {
+        if let Some(mut buf) = pool.take(need) {
+            buf.extend_from_slice(&self.message_buf);
+            pool.give(core::mem::replace(&mut self.message_buf, buf));
         }
     }
 
