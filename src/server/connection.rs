@@ -25,6 +25,10 @@ use super::workers::{AddressTicket, HandshakeTicket};
 /// their own chunk: one copy of a small payload is cheaper than one more iovec.
 const COALESCE_MAX: usize = 1024;
 
+/// The capacity a new tail buffer starts with: a frame of the largest payload copied, and
+/// its header, with room to spare for the next ones.
+const TAIL_START: usize = 2 * COALESCE_MAX;
+
 /// How many chunks one `writev` takes at most.
 const MAX_IOVECS: usize = 64;
 
@@ -123,6 +127,16 @@ impl WriteQueue {
 
     /// Append bytes, copying them into the tail buffer.
     pub(crate) fn push_copy(&mut self, bytes: &[u8]) {
+        self.copy_in(bytes, None);
+    }
+
+    /// Append bytes, copying them into the tail buffer; a new tail buffer comes from `pool`
+    /// when it has one.
+    pub(crate) fn push_copy_pooled(&mut self, bytes: &[u8], pool: &mut BufferPool) {
+        self.copy_in(bytes, Some(pool));
+    }
+
+    fn copy_in(&mut self, bytes: &[u8], pool: Option<&mut BufferPool>) {
         if bytes.is_empty() {
             return;
         }
@@ -137,14 +151,33 @@ impl WriteQueue {
                 return;
             }
         }
-        self.push_chunk(Chunk::Buffer(bytes.to_vec()));
+        let tail = match pool {
+            // The loop's frames: room for a few at once, so that coalescing them does not
+            // reallocate, in a buffer that goes back to the pool once written.
+            Some(pool) => {
+                let room = bytes.len().max(TAIL_START);
+                let mut tail = pool.take(room).unwrap_or_else(|| Vec::with_capacity(room));
+                tail.extend_from_slice(bytes);
+                tail
+            }
+            // A session's own replies (Pong, Close) and HTTP answers: rare, exactly sized.
+            None => bytes.to_vec(),
+        };
+        self.push_chunk(Chunk::Buffer(tail));
     }
 
-    /// Append a frame: its header, and a payload the queue takes ownership of.
-    pub(crate) fn push_frame(&mut self, header: EncodedHeader, payload: Vec<u8>) {
-        self.push_copy(header.as_bytes());
+    /// Append a frame: its header, and a payload the queue takes ownership of; a small
+    /// payload is copied instead, and its buffer handed to `pool` for the next message.
+    pub(crate) fn push_frame(
+        &mut self,
+        header: EncodedHeader,
+        payload: Vec<u8>,
+        pool: &mut BufferPool,
+    ) {
+        self.push_copy_pooled(header.as_bytes(), pool);
         if payload.len() <= COALESCE_MAX {
             self.push_copy(&payload);
+            pool.give(payload);
         } else {
             self.len += payload.len();
             self.push_chunk(Chunk::Payload(payload));
@@ -222,8 +255,8 @@ impl WriteQueue {
                 if let Chunk::Shared(_) = chunk {
                     self.shared -= chunk.heap();
                 }
-                if let Chunk::Payload(payload) = chunk {
-                    pool.give(payload);
+                if let Chunk::Payload(buffer) | Chunk::Buffer(buffer) = chunk {
+                    pool.give(buffer);
                 }
             } else {
                 self.front_written += written;
@@ -490,7 +523,11 @@ mod tests {
         let big: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
         let shared: Arc<[u8]> = Arc::from(&b"shared-frame"[..]);
         q.push_copy(b"abc");
-        q.push_frame(header(big.len()), big.clone());
+        q.push_frame(
+            header(big.len()),
+            big.clone(),
+            &mut BufferPool::new(1 << 20),
+        );
         q.push_shared(shared.clone());
         q.push_copy(b"tail");
         let mut expected = b"abc".to_vec();
@@ -581,7 +618,11 @@ mod tests {
         let mut payload = Vec::with_capacity(8 * COALESCE_MAX);
         payload.resize(2 * COALESCE_MAX, 7);
         let before = q.charge();
-        q.push_frame(header(payload.len()), payload);
+        q.push_frame(
+            header(payload.len()),
+            payload,
+            &mut BufferPool::new(1 << 20),
+        );
         assert!(q.charge() >= before + 8 * COALESCE_MAX + CHUNK_SLOT);
         assert_eq!(q.charge(), recount(&q));
         q.clear();
@@ -592,11 +633,15 @@ mod tests {
     fn small_payloads_are_coalesced_into_one_chunk() {
         let mut q = WriteQueue::default();
         for _ in 0..100 {
-            q.push_frame(header(64), vec![1; 64]);
+            q.push_frame(header(64), vec![1; 64], &mut BufferPool::new(1 << 20));
         }
         assert_eq!(q.chunks.len(), 1);
         assert_eq!(q.len(), 100 * 66);
-        q.push_frame(header(COALESCE_MAX + 1), vec![2; COALESCE_MAX + 1]);
+        q.push_frame(
+            header(COALESCE_MAX + 1),
+            vec![2; COALESCE_MAX + 1],
+            &mut BufferPool::new(1 << 20),
+        );
         assert_eq!(
             q.chunks.len(),
             2,

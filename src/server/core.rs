@@ -90,6 +90,9 @@ pub(crate) struct Core<R: Reactor> {
     refusing: usize,
     pub(super) shutdown_deadline: Option<Instant>,
     pub(super) now: Instant,
+    /// The connection whose message the handler is handling (`dispatch`), if any: a hint
+    /// for `lookup`, which checks it.
+    pub(super) handling: Option<usize>,
     /// Buffers of payloads already written, lent to the next messages read (`pool.rs`).
     pub(super) pool: BufferPool,
     /// This loop's share of the memory budget, and what its connections hold.
@@ -125,6 +128,7 @@ impl<R: Reactor> Core<R> {
             refusing: 0,
             shutdown_deadline: None,
             now: Instant::now(),
+            handling: None,
             pool: BufferPool::new(config.session.max_message_size),
             budget: Budget::new(config.memory_budget / config.workers.max(1)),
             pool_charged: 0,
@@ -342,6 +346,18 @@ impl<R: Reactor> Core<R> {
     /// The slab key of the session for `sid`, checked against the slot's generation so that
     /// a reused slot never gets what was meant for its previous occupant.
     pub(super) fn lookup(&self, sid: &str) -> Option<usize> {
+        // Most sends answer the session whose event the handler is handling: found without
+        // hashing the sid. A registered connection with this sid is the one the map holds
+        // for it (the invariant `check_invariants` asserts), so this is the same answer.
+        if let Some(conn) = self.handling.and_then(|key| self.conns.get(key)) {
+            // The handler usually passes the very `&str` it was given: same address, no compare.
+            let same = |own: &Arc<str>| {
+                (own.as_ptr() == sid.as_ptr() && own.len() == sid.len()) || **own == *sid
+            };
+            if conn.registered && conn.sid().is_some_and(same) {
+                return self.handling;
+            }
+        }
         let conn = *self.sids.get(sid)?;
         self.is_current(conn).then_some(conn.key)
     }

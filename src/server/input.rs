@@ -252,7 +252,7 @@ impl<R: Reactor> Core<R> {
         let extensions = self.deflate_answer(&accepted, &mut session);
         let response = accepted.response_with(protocol.as_deref(), extensions.as_deref());
         let conn = &mut self.conns[key];
-        conn.queue.push_copy(&response);
+        conn.queue.push_copy_pooled(&response, &mut self.pool);
         conn.phase = Phase::WebSocket {
             session,
             sid: sid.clone(),
@@ -397,7 +397,9 @@ impl<R: Reactor> Core<R> {
                         message.len()
                     );
                     if conn.registered {
+                        self.handling = Some(key);
                         handler.on_message(&mut Context::new(self), &sid, message);
+                        self.handling = None;
                     }
                 }
                 Event::Ping(_) | Event::Pong(_) => {}

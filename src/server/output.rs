@@ -136,7 +136,7 @@ impl<R: Reactor> Core<R> {
         // bytes, not copied.
         match session.frame_message(message) {
             Ok((header, payload)) => {
-                conn.queue.push_frame(header, payload);
+                conn.queue.push_frame(header, payload, &mut self.pool);
                 self.mark_dirty(key);
                 SendStatus::Queued
             }

@@ -352,9 +352,17 @@ impl<H: Handler> Sim<H> {
         (self.handler.opened, self.handler.closed)
     }
 
-    /// The bytes the loop's memory budget counts as held now.
+    /// The bytes the loop's memory budget counts as held now, by its connections and
+    /// broadcast frames; not the loop's pool of recycled buffers ([`Sim::memory_pooled`]),
+    /// which the budget counts too.
     pub fn memory_held(&self) -> usize {
-        self.core.budget.held()
+        self.core.budget.held() - self.core.pool.held()
+    }
+
+    /// The bytes the loop keeps in its pool of recycled message buffers (bounded, see
+    /// `pool.rs`), as the memory budget last counted them.
+    pub fn memory_pooled(&self) -> usize {
+        self.core.pool.held()
     }
 
     /// Whether the server has dropped this client's connection.

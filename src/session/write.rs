@@ -187,6 +187,10 @@ impl Writer {
 
     /// Log a frame as it goes on the wire; `inflated`: the message's size before compression.
     fn trace_sent(&self, h: &FrameHeader, inflated: Option<usize>) {
+        // Checked first: the fields below would be gathered for every frame sent otherwise.
+        if !log::log_enabled!(log::Level::Trace) {
+            return;
+        }
         let (role, name, masked) = (self.role(), h.opcode.name(), h.mask.is_some());
         let (fin, rsv, len) = (h.fin, h.rsv, h.payload_len);
         match inflated {
