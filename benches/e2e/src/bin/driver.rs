@@ -34,13 +34,19 @@ use wsloop::deflate::DeflateConfig;
 use wsloop_e2e::{proc_rss_kib, Args};
 
 /// The peers a Rust user would otherwise pick; ratios are to the best of them.
-const PEERS: [&str; 3] = ["tungstenite", "tokio-tungstenite", "fastwebsockets"];
+const PEERS: [&str; 4] = [
+    "tungstenite",
+    "tokio-tungstenite",
+    "fastwebsockets",
+    "tokio-websockets",
+];
 /// Every column of the table, in order.
-const SERVERS: [&str; 5] = [
+const SERVERS: [&str; 6] = [
     "wsloop",
     "tungstenite",
     "tokio-tungstenite",
     "fastwebsockets",
+    "tokio-websockets",
     "raw-tcp",
 ];
 /// Row 8's columns: wsloop without permessage-deflate (the `wsloop` server of every other
@@ -74,11 +80,12 @@ const WORKER_SERVERS: [(&str, &str, usize); 6] = [
 ];
 /// Row 10's servers (TLS): wsloop and tokio-tungstenite behind tokio-rustls.
 const TLS_SERVERS: [&str; 2] = ["wsloop-tls", "tokio-tungstenite-tls"];
-const WEBSOCKET: [&str; 4] = [
+const WEBSOCKET: [&str; 5] = [
     "wsloop",
     "tungstenite",
     "tokio-tungstenite",
     "fastwebsockets",
+    "tokio-websockets",
 ];
 
 #[derive(Clone, Copy)]
@@ -525,6 +532,7 @@ fn main() {
         .into_iter()
         .filter(|b| only.as_ref().is_none_or(|o| selected(b.id, o)))
         .collect();
+    preflight_servers(&mut env, &benches);
     let mut results = Results::new();
     for bench in &benches {
         let reps = reps.min(bench.max_reps);
@@ -637,23 +645,58 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-fn run_one(env: &mut Env, bench: &Bench, server: &str) -> Run {
-    let addr = format!("127.0.0.1:{}", env.port());
-    let tag = format!("{}-{server}", bench.id);
+/// Start `servers SERVER` on `addr` pinned to `cpus`, stderr to `log`; returns it once it
+/// has printed its `ready` line.
+fn start_server(
+    env: &Env,
+    server: &str,
+    addr: &str,
+    cpus: &str,
+    log: &str,
+) -> Result<Child, String> {
     let mut srv = Command::new("taskset")
-        .args(["-c", if is_workers(bench) { "0,1" } else { "0" }])
+        .args(["-c", cpus])
         .arg(env.bin("servers"))
-        .args([server, "--addr", &addr])
+        .args([server, "--addr", addr])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(log_file(env, &format!("{tag}-server.log")))
+        .stderr(log_file(env, log))
         .spawn()
         .map_err(|e| format!("start server: {e}"))?;
     let ready = lines_of(&mut srv).recv_timeout(Duration::from_secs(10));
     if !ready.is_ok_and(|l| l.starts_with("ready")) {
         stop(srv);
-        return Err("the server did not start".into());
+        return Err(format!(
+            "{server} did not start (see {log} in the log folder)"
+        ));
     }
+    Ok(srv)
+}
+
+/// Every server the selected rows use must start, before any row runs: a peer that fails
+/// to build its listener (or a server name the `servers` binary does not know) stops the
+/// run at once instead of leaving a column of failures.
+fn preflight_servers(env: &mut Env, benches: &[Bench]) {
+    let mut names: Vec<&str> = benches.iter().flat_map(|b| b.servers.clone()).collect();
+    names.sort_unstable();
+    names.dedup();
+    for server in names {
+        let addr = format!("127.0.0.1:{}", env.port());
+        match start_server(env, server, &addr, "0", &format!("preflight-{server}.log")) {
+            Ok(srv) => stop(srv),
+            Err(e) => {
+                eprintln!("preflight: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+fn run_one(env: &mut Env, bench: &Bench, server: &str) -> Run {
+    let addr = format!("127.0.0.1:{}", env.port());
+    let tag = format!("{}-{server}", bench.id);
+    let cpus = if is_workers(bench) { "0,1" } else { "0" };
+    let mut srv = start_server(env, server, &addr, cpus, &format!("{tag}-server.log"))?;
     let pid = srv.id();
     let result = if bench.sub == "idle" || bench.sub == "tls-idle" {
         run_idle(env, bench, server, &addr, pid)
@@ -1019,10 +1062,11 @@ impl Report<'_> {
             md,
             "Every server runs pinned to core 0 (`taskset -c 0`: one core for the whole process, \
              threads and runtime included) and the load generator to core 1, so the figures \
-             are per-core efficiency. Each figure is the median of {} runs (at most 3 for rows 6, 7a and 8c; \
+             are per-core efficiency. Each figure is the median of {} runs (at most 3 for rows 6, 7a, 7c and 8c; \
              servers interleaved run by run); each run starts a fresh server, warms up {:.1} s, then \
              measures {:.1} s. In each cell, the number in brackets is the figure divided by \
-             the best peer's (peers: tungstenite, tokio-tungstenite, fastwebsockets); for µs, \
+             the best peer's (peers: tungstenite, tokio-tungstenite, fastwebsockets, \
+             tokio-websockets); for µs, \
              ms and KiB lower is better, for the rest higher is better. ✔ marks a row wsloop \
              leads, ≈ a tie (within 3%), ✘ one where a peer is better. The raw TCP echo is the ceiling (no \
              WebSocket at all), not a peer. The lines \"per server CPU-second\" divide each \
@@ -1061,9 +1105,9 @@ impl Report<'_> {
     fn table(&self, md: &mut String) {
         let _ = writeln!(
             md,
-            "| # | benchmark | unit | wsloop | tungstenite | tokio-tungstenite | fastwebsockets | raw TCP (ceiling) | wsloop vs best peer |"
+            "| # | benchmark | unit | wsloop | tungstenite | tokio-tungstenite | fastwebsockets | tokio-websockets | raw TCP (ceiling) | wsloop vs best peer |"
         );
-        let _ = writeln!(md, "|---|---|---|--:|--:|--:|--:|--:|---|");
+        let _ = writeln!(md, "|---|---|---|--:|--:|--:|--:|--:|--:|---|");
         for bench in self.benches.iter().filter(|b| !own_section(b)) {
             for (i, m) in bench.metrics.iter().enumerate() {
                 let title = if i == 0 { bench.title.as_str() } else { "″" };
@@ -1171,10 +1215,17 @@ impl Report<'_> {
                 "fastwebsockets",
                 "peer: tokio current-thread + hyper upgrade",
             ),
+            (
+                "tokio-websockets",
+                "peer: tokio current-thread, the crate's echo example",
+            ),
             ("tokio", "runtime of the async peers"),
             ("hyper", "HTTP upgrade for fastwebsockets"),
             ("hyper-util", ""),
-            ("futures-util", "tokio-tungstenite's Stream/Sink"),
+            (
+                "futures-util",
+                "tokio-tungstenite's and tokio-websockets' Stream/Sink",
+            ),
             ("mio", "wsloop, the raw TCP echo and the load generator"),
         ] {
             let version = versions.get(name).map(String::as_str).unwrap_or("?");
@@ -1199,9 +1250,9 @@ impl Report<'_> {
         );
         let _ = writeln!(
             md,
-            "| # | wsloop | tungstenite | tokio-tungstenite | fastwebsockets | raw TCP |"
+            "| # | wsloop | tungstenite | tokio-tungstenite | fastwebsockets | tokio-websockets | raw TCP |"
         );
-        let _ = writeln!(md, "|---|--:|--:|--:|--:|--:|");
+        let _ = writeln!(md, "|---|--:|--:|--:|--:|--:|--:|");
         for bench in self.benches {
             if bench.sub == "idle"
                 || bench.sub == "fanout"
@@ -2117,6 +2168,24 @@ fn locked_versions(lock: &str) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_peer_is_in_every_row_of_the_peers() {
+        for bench in benches() {
+            if bench.servers.contains(&"tungstenite") {
+                for peer in PEERS {
+                    assert!(
+                        bench.servers.contains(&peer),
+                        "row {} lacks {peer}",
+                        bench.id
+                    );
+                }
+            }
+        }
+        assert!(PEERS
+            .iter()
+            .all(|p| SERVERS.contains(p) && WEBSOCKET.contains(p)));
+    }
 
     #[test]
     fn medians() {

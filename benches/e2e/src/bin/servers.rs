@@ -1,7 +1,8 @@
 //! The echo servers under test, one subcommand each:
 //!
 //! ```text
-//! servers wsloop|tungstenite|tokio-tungstenite|fastwebsockets|raw-tcp --addr 127.0.0.1:PORT
+//! servers wsloop|tungstenite|tokio-tungstenite|fastwebsockets|tokio-websockets|raw-tcp \
+//!         --addr 127.0.0.1:PORT
 //! servers wsloop-deflate|wsloop-deflate-low --addr 127.0.0.1:PORT
 //! ```
 //!
@@ -63,6 +64,7 @@ fn main() {
         "tungstenite" => tungstenite_server::run(addr),
         "tokio-tungstenite" => tokio_tungstenite_server::run(addr),
         "fastwebsockets" => fastwebsockets_server::run(addr),
+        "tokio-websockets" => tokio_websockets_server::run(addr),
         "raw-tcp" => raw_tcp::run(addr),
         "wsloop-tls" => wsloop_server::run_tls(addr),
         "tokio-tungstenite-tls" => tokio_tungstenite_server::run_tls(addr),
@@ -73,7 +75,7 @@ fn main() {
             _ => {
                 eprintln!(
                     "usage: servers wsloop|wsloop-deflate|wsloop-deflate-low|tungstenite|\
-                     tokio-tungstenite|fastwebsockets|raw-tcp|wsloop-wN|tokio-tungstenite-mtN|\
+                     tokio-tungstenite|fastwebsockets|tokio-websockets|raw-tcp|wsloop-wN|tokio-tungstenite-mtN|\
                      raw-tcp-wN|wsloop-tls|tokio-tungstenite-tls --addr HOST:PORT"
                 );
                 std::process::exit(2);
@@ -417,6 +419,53 @@ mod fastwebsockets_server {
                 OpCode::Close => return Ok(()),
                 OpCode::Text | OpCode::Binary => ws.write_frame(frame).await?,
                 _ => {}
+            }
+        }
+    }
+}
+
+mod tokio_websockets_server {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio_websockets::{Config, Limits, ServerBuilder};
+
+    /// The bench's limits, the wsloop server's: messages and frames up to 64 MiB (row 3
+    /// sends 16 MiB). `frame_size` is also the size outgoing messages are split at: above
+    /// the largest message, every echo is one frame, as the load generator expects.
+    const MAX_MESSAGE: usize = 64 << 20;
+
+    /// The crate's own `examples/echo_server.rs`, its fastest single-thread configuration:
+    /// a current-thread runtime, one `unconstrained` task per connection that `send`s each
+    /// data message back (`send` flushes). Ping and Close are answered by the crate.
+    pub fn run(addr: SocketAddr) -> io::Result<()> {
+        current_thread_runtime()?.block_on(async {
+            let listener = TcpListener::bind(addr).await?;
+            ready(listener.local_addr()?);
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        tokio::spawn(tokio::task::unconstrained(serve(stream)));
+                    }
+                    Err(_) => tokio::time::sleep(accept_pause()).await,
+                }
+            }
+        })
+    }
+
+    async fn serve(stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let accepted = ServerBuilder::new()
+            .config(Config::default().frame_size(MAX_MESSAGE))
+            .limits(Limits::default().max_payload_len(Some(MAX_MESSAGE)))
+            .accept(stream)
+            .await;
+        let Ok((_request, mut ws)) = accepted else {
+            return;
+        };
+        while let Some(Ok(message)) = ws.next().await {
+            if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err() {
+                return;
             }
         }
     }
