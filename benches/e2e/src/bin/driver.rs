@@ -11,6 +11,10 @@
 //! kills the server. Each figure is the median of the repetitions. `--only 8` picks every
 //! row whose id is 8 and a letter (8a, 8b, 8c).
 //!
+//! Row 7a (wsloop's broadcast to 10,000 sessions) also runs its ceiling, `servers
+//! raw-tcp-fanout` (the same fan-out over plain TCP, `loadgen fanout --raw`), and reports
+//! the ratio of the two times.
+//!
 //! Row 8 (permessage-deflate) compares wsloop with itself (without deflate, with
 //! `DeflateConfig::default()`, with `DeflateConfig::low_memory()`) and has its own table.
 //!
@@ -49,6 +53,9 @@ const SERVERS: [&str; 6] = [
     "tokio-websockets",
     "raw-tcp",
 ];
+/// Row 7a's ceiling: the same 10,000 sockets, the same 64 bytes written to each by one
+/// thread, no WebSocket. Shown in the raw TCP column of row 7a.
+const RAW_FANOUT: &str = "raw-tcp-fanout";
 /// Row 8's columns: wsloop without permessage-deflate (the `wsloop` server of every other
 /// row), with `DeflateConfig::default()`, with `DeflateConfig::low_memory()`.
 const DEFLATE_SERVERS: [&str; 3] = ["wsloop", "wsloop-deflate", "wsloop-deflate-low"];
@@ -268,7 +275,7 @@ fn benches() -> Vec<Bench> {
                     .into(),
             sub: "fanout",
             args: strings(&["--conns", "10000", "--rounds", "10"]),
-            servers: vec!["wsloop"],
+            servers: vec!["wsloop", RAW_FANOUT],
             metrics: vec![metric("p50_ms", "ms (median of 10 rounds)", Millis, false)],
             max_reps: 3,
         },
@@ -924,6 +931,19 @@ fn run_mem(env: &Env, bench: &Bench, server: &str, addr: &str, pid: u32) -> Run 
 /// Closer than this (as a fraction of the best peer's figure) is called a tie.
 const TIE: f64 = 0.03;
 
+/// Issue 17's target for row 7a: wsloop's broadcast at least this fraction of the raw TCP
+/// fan-out's speed (raw ms ÷ wsloop ms).
+const FANOUT_TARGET: f64 = 0.8;
+
+/// The server in the "raw TCP (ceiling)" column of `bench`: row 7a's fan-out, else the echo.
+fn ceiling_of(bench: &Bench) -> &'static str {
+    if bench.servers.contains(&RAW_FANOUT) {
+        RAW_FANOUT
+    } else {
+        "raw-tcp"
+    }
+}
+
 enum Standing {
     Leads,
     Tie,
@@ -1040,6 +1060,18 @@ impl Report<'_> {
             })
     }
 
+    /// Row 7a against its ceiling: wsloop's median time, the raw TCP fan-out's, and the
+    /// second divided by the first (1.0: wsloop as fast as the kernel allows here).
+    fn fanout_ceiling(&self, bench: &Bench) -> Option<(f64, f64, f64)> {
+        if !bench.servers.contains(&RAW_FANOUT) {
+            return None;
+        }
+        let m = bench.metrics.first()?;
+        let w = self.median(bench.id, "wsloop", m.key)?;
+        let raw = self.median(bench.id, RAW_FANOUT, m.key)?;
+        (w > 0.0).then_some((w, raw, raw / w))
+    }
+
     fn markdown(&self) -> String {
         let mut md = String::new();
         let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
@@ -1098,7 +1130,8 @@ impl Report<'_> {
              tokio-websockets); for µs, \
              ms and KiB lower is better, for the rest higher is better. ✔ marks a row wsloop \
              leads, ≈ a tie (within 3%), ✘ one where a peer is better. The raw TCP echo is the ceiling (no \
-             WebSocket at all), not a peer. The lines \"per server CPU-second\" divide each \
+             WebSocket at all), not a peer; in row 7a that column is the raw TCP fan-out, the \
+             broadcast's ceiling (see \"What each row does\"). The lines \"per server CPU-second\" divide each \
              run's rate by the share of its core the server actually used over the window \
              (from `/proc/PID/stat`): the per-core figure that still holds when a server did \
              not get its whole core, because the load generator was the limit (row 5) or \
@@ -1143,6 +1176,11 @@ impl Report<'_> {
                 let best = self.best_peer(bench, m);
                 let mut cells = Vec::new();
                 for server in SERVERS {
+                    let server = if server == "raw-tcp" {
+                        ceiling_of(bench)
+                    } else {
+                        server
+                    };
                     if !bench.servers.contains(&server) {
                         cells.push("n/a".to_string());
                         continue;
@@ -1175,7 +1213,14 @@ impl Report<'_> {
                         format!("{mark} {:.2}× {peer}", w / b)
                     }
                     (Some(_), None) if bench.sub == "topic" => "no peer has topics".to_string(),
-                    (Some(_), None) => "no peer has broadcast".to_string(),
+                    (Some(_), None) => match self.fanout_ceiling(bench) {
+                        Some((_, _, ratio)) => format!(
+                            "no peer has broadcast; {} raw fan-out ÷ wsloop time {ratio:.2}× \
+                             (target ≥ {FANOUT_TARGET:.1})",
+                            if ratio >= FANOUT_TARGET { "✔" } else { "✘" }
+                        ),
+                        None => "no peer has broadcast".to_string(),
+                    },
                     _ => "–".to_string(),
                 };
                 let _ = writeln!(
@@ -1228,6 +1273,24 @@ impl Report<'_> {
             list(&ties),
             list(&behind)
         );
+        for bench in self.benches.iter().filter(|b| !own_section(b)) {
+            if let Some((w, raw, ratio)) = self.fanout_ceiling(bench) {
+                let _ = writeln!(
+                    md,
+                    "**Broadcast against its ceiling** (row {}): wsloop {} ms, the raw TCP \
+                     fan-out (same sockets, same 64 bytes, no WebSocket) {} ms: wsloop runs at \
+                     {ratio:.2}× the ceiling's speed ({}; target ≥ {FANOUT_TARGET:.1}).\n",
+                    bench.id,
+                    format_value(w, Unit::Millis),
+                    format_value(raw, Unit::Millis),
+                    if ratio >= FANOUT_TARGET {
+                        "✔ met"
+                    } else {
+                        "✘ missed"
+                    }
+                );
+            }
+        }
     }
 
     fn versions(&self, md: &mut String) {
@@ -1379,7 +1442,15 @@ impl Report<'_> {
              - **7a**: 10,000 sessions; one of them (path `/ctl`) sends a 64 B message, which \
              the wsloop bench server broadcasts to every session (itself included) with \
              `Context::broadcast`; time from that write until the last of the 10,000 has the \
-             whole message. One warm-up round, then the median of 10.\n\
+             whole message. One warm-up round, then the median of 10. Its ceiling, in the \
+             same run and with the same client code (`loadgen fanout --raw`), is `servers \
+             raw-tcp-fanout`: a mio loop on one thread with the same 10,000 TCP sockets and no \
+             WebSocket; each connection's first byte is echoed (the load generator's \
+             \"open\" probe), and every byte after it is written, as read, to every \
+             connection; the load generator's connection 0 sends 64 bytes. Its time is what \
+             the kernel and the client need to move 64 bytes to 10,000 sockets here; the \
+             verdict column gives raw fan-out ms ÷ wsloop ms (1.00: as fast as the ceiling; \
+             issue 17's target ≥ {FANOUT_TARGET:.1}).\n\
              - **7b**: the same with 1,000 sessions, continuously: the control session keeps \
              16 broadcasts outstanding (a broadcast is done when all 1,000 have it); \
              deliveries/s = broadcasts/s × 1,000.\n\
@@ -2216,6 +2287,17 @@ mod tests {
         assert!(PEERS
             .iter()
             .all(|p| SERVERS.contains(p) && WEBSOCKET.contains(p)));
+    }
+
+    #[test]
+    fn row_7a_has_its_ceiling_and_echo_rows_the_raw_echo() {
+        let rows = benches();
+        let row = |id: &str| rows.iter().find(|b| b.id == id).expect("row");
+        assert_eq!(ceiling_of(row("7a")), RAW_FANOUT);
+        for id in ["1", "2", "2b", "2c", "3"] {
+            assert_eq!(ceiling_of(row(id)), "raw-tcp");
+            assert!(row(id).servers.contains(&"raw-tcp"));
+        }
     }
 
     #[test]
