@@ -11,6 +11,10 @@
 //! kills the server. Each figure is the median of the repetitions. `--only 8` picks every
 //! row whose id is 8 and a letter (8a, 8b, 8c).
 //!
+//! Row 7a (wsloop's broadcast to 10,000 sessions) also runs its ceiling, `servers
+//! raw-tcp-fanout` (the same fan-out over plain TCP, `loadgen fanout --raw`), and reports
+//! the ratio of the two times.
+//!
 //! Row 8 (permessage-deflate) compares wsloop with itself (without deflate, with
 //! `DeflateConfig::default()`, with `DeflateConfig::low_memory()`) and has its own table.
 //!
@@ -34,15 +38,24 @@ use wsloop::deflate::DeflateConfig;
 use wsloop_e2e::{proc_rss_kib, Args};
 
 /// The peers a Rust user would otherwise pick; ratios are to the best of them.
-const PEERS: [&str; 3] = ["tungstenite", "tokio-tungstenite", "fastwebsockets"];
+const PEERS: [&str; 4] = [
+    "tungstenite",
+    "tokio-tungstenite",
+    "fastwebsockets",
+    "tokio-websockets",
+];
 /// Every column of the table, in order.
-const SERVERS: [&str; 5] = [
+const SERVERS: [&str; 6] = [
     "wsloop",
     "tungstenite",
     "tokio-tungstenite",
     "fastwebsockets",
+    "tokio-websockets",
     "raw-tcp",
 ];
+/// Row 7a's ceiling: the same 10,000 sockets, the same 64 bytes written to each by one
+/// thread, no WebSocket. Shown in the raw TCP column of row 7a.
+const RAW_FANOUT: &str = "raw-tcp-fanout";
 /// Row 8's columns: wsloop without permessage-deflate (the `wsloop` server of every other
 /// row), with `DeflateConfig::default()`, with `DeflateConfig::low_memory()`.
 const DEFLATE_SERVERS: [&str; 3] = ["wsloop", "wsloop-deflate", "wsloop-deflate-low"];
@@ -74,11 +87,12 @@ const WORKER_SERVERS: [(&str, &str, usize); 6] = [
 ];
 /// Row 10's servers (TLS): wsloop and tokio-tungstenite behind tokio-rustls.
 const TLS_SERVERS: [&str; 2] = ["wsloop-tls", "tokio-tungstenite-tls"];
-const WEBSOCKET: [&str; 4] = [
+const WEBSOCKET: [&str; 5] = [
     "wsloop",
     "tungstenite",
     "tokio-tungstenite",
     "fastwebsockets",
+    "tokio-websockets",
 ];
 
 #[derive(Clone, Copy)]
@@ -162,6 +176,35 @@ fn benches() -> Vec<Bench> {
             max_reps: usize::MAX,
         },
         Bench {
+            id: "2b",
+            title: "echo, 10 connections × 64 KiB, 4 in flight per connection".into(),
+            sub: "echo",
+            args: strings(&["--conns", "10", "--size", "65536", "--inflight", "4"]),
+            servers: SERVERS.to_vec(),
+            metrics: vec![
+                metric("mb_per_s", "MB/s echoed", MegabytesPerSecond, true),
+                metric(
+                    "mb_per_s_per_core",
+                    "MB echoed per server CPU-second",
+                    MegabytesPerSecond,
+                    true,
+                ),
+            ],
+            max_reps: usize::MAX,
+        },
+        Bench {
+            id: "2c",
+            title: "echo, 100 connections × 4 KiB, 16 in flight per connection".into(),
+            sub: "echo",
+            args: strings(&["--conns", "100", "--size", "4096", "--inflight", "16"]),
+            servers: SERVERS.to_vec(),
+            metrics: vec![
+                metric("msgs_per_s", "messages/s", Rate, true),
+                metric("msgs_per_s_per_core", PER_CORE_MESSAGES, Rate, true),
+            ],
+            max_reps: usize::MAX,
+        },
+        Bench {
             id: "3",
             title: "echo, 1 connection × 16 MiB, 1 in flight".into(),
             sub: "echo",
@@ -232,7 +275,7 @@ fn benches() -> Vec<Bench> {
                     .into(),
             sub: "fanout",
             args: strings(&["--conns", "10000", "--rounds", "10"]),
-            servers: vec!["wsloop"],
+            servers: vec!["wsloop", RAW_FANOUT],
             metrics: vec![metric("p50_ms", "ms (median of 10 rounds)", Millis, false)],
             max_reps: 3,
         },
@@ -525,6 +568,7 @@ fn main() {
         .into_iter()
         .filter(|b| only.as_ref().is_none_or(|o| selected(b.id, o)))
         .collect();
+    preflight_servers(&mut env, &benches);
     let mut results = Results::new();
     for bench in &benches {
         let reps = reps.min(bench.max_reps);
@@ -637,23 +681,58 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-fn run_one(env: &mut Env, bench: &Bench, server: &str) -> Run {
-    let addr = format!("127.0.0.1:{}", env.port());
-    let tag = format!("{}-{server}", bench.id);
+/// Start `servers SERVER` on `addr` pinned to `cpus`, stderr to `log`; returns it once it
+/// has printed its `ready` line.
+fn start_server(
+    env: &Env,
+    server: &str,
+    addr: &str,
+    cpus: &str,
+    log: &str,
+) -> Result<Child, String> {
     let mut srv = Command::new("taskset")
-        .args(["-c", if is_workers(bench) { "0,1" } else { "0" }])
+        .args(["-c", cpus])
         .arg(env.bin("servers"))
-        .args([server, "--addr", &addr])
+        .args([server, "--addr", addr])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(log_file(env, &format!("{tag}-server.log")))
+        .stderr(log_file(env, log))
         .spawn()
         .map_err(|e| format!("start server: {e}"))?;
     let ready = lines_of(&mut srv).recv_timeout(Duration::from_secs(10));
     if !ready.is_ok_and(|l| l.starts_with("ready")) {
         stop(srv);
-        return Err("the server did not start".into());
+        return Err(format!(
+            "{server} did not start (see {log} in the log folder)"
+        ));
     }
+    Ok(srv)
+}
+
+/// Every server the selected rows use must start, before any row runs: a peer that fails
+/// to build its listener (or a server name the `servers` binary does not know) stops the
+/// run at once instead of leaving a column of failures.
+fn preflight_servers(env: &mut Env, benches: &[Bench]) {
+    let mut names: Vec<&str> = benches.iter().flat_map(|b| b.servers.clone()).collect();
+    names.sort_unstable();
+    names.dedup();
+    for server in names {
+        let addr = format!("127.0.0.1:{}", env.port());
+        match start_server(env, server, &addr, "0", &format!("preflight-{server}.log")) {
+            Ok(srv) => stop(srv),
+            Err(e) => {
+                eprintln!("preflight: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+fn run_one(env: &mut Env, bench: &Bench, server: &str) -> Run {
+    let addr = format!("127.0.0.1:{}", env.port());
+    let tag = format!("{}-{server}", bench.id);
+    let cpus = if is_workers(bench) { "0,1" } else { "0" };
+    let mut srv = start_server(env, server, &addr, cpus, &format!("{tag}-server.log"))?;
     let pid = srv.id();
     let result = if bench.sub == "idle" || bench.sub == "tls-idle" {
         run_idle(env, bench, server, &addr, pid)
@@ -852,6 +931,19 @@ fn run_mem(env: &Env, bench: &Bench, server: &str, addr: &str, pid: u32) -> Run 
 /// Closer than this (as a fraction of the best peer's figure) is called a tie.
 const TIE: f64 = 0.03;
 
+/// Issue 17's target for row 7a: wsloop's broadcast at least this fraction of the raw TCP
+/// fan-out's speed (raw ms ÷ wsloop ms).
+const FANOUT_TARGET: f64 = 0.8;
+
+/// The server in the "raw TCP (ceiling)" column of `bench`: row 7a's fan-out, else the echo.
+fn ceiling_of(bench: &Bench) -> &'static str {
+    if bench.servers.contains(&RAW_FANOUT) {
+        RAW_FANOUT
+    } else {
+        "raw-tcp"
+    }
+}
+
 enum Standing {
     Leads,
     Tie,
@@ -968,6 +1060,18 @@ impl Report<'_> {
             })
     }
 
+    /// Row 7a against its ceiling: wsloop's median time, the raw TCP fan-out's, and the
+    /// second divided by the first (1.0: wsloop as fast as the kernel allows here).
+    fn fanout_ceiling(&self, bench: &Bench) -> Option<(f64, f64, f64)> {
+        if !bench.servers.contains(&RAW_FANOUT) {
+            return None;
+        }
+        let m = bench.metrics.first()?;
+        let w = self.median(bench.id, "wsloop", m.key)?;
+        let raw = self.median(bench.id, RAW_FANOUT, m.key)?;
+        (w > 0.0).then_some((w, raw, raw / w))
+    }
+
     fn markdown(&self) -> String {
         let mut md = String::new();
         let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
@@ -1019,13 +1123,15 @@ impl Report<'_> {
             md,
             "Every server runs pinned to core 0 (`taskset -c 0`: one core for the whole process, \
              threads and runtime included) and the load generator to core 1, so the figures \
-             are per-core efficiency. Each figure is the median of {} runs (at most 3 for rows 6, 7a and 8c; \
+             are per-core efficiency. Each figure is the median of {} runs (at most 3 for rows 6, 7a, 7c and 8c; \
              servers interleaved run by run); each run starts a fresh server, warms up {:.1} s, then \
              measures {:.1} s. In each cell, the number in brackets is the figure divided by \
-             the best peer's (peers: tungstenite, tokio-tungstenite, fastwebsockets); for µs, \
+             the best peer's (peers: tungstenite, tokio-tungstenite, fastwebsockets, \
+             tokio-websockets); for µs, \
              ms and KiB lower is better, for the rest higher is better. ✔ marks a row wsloop \
              leads, ≈ a tie (within 3%), ✘ one where a peer is better. The raw TCP echo is the ceiling (no \
-             WebSocket at all), not a peer. The lines \"per server CPU-second\" divide each \
+             WebSocket at all), not a peer; in row 7a that column is the raw TCP fan-out, the \
+             broadcast's ceiling (see \"What each row does\"). The lines \"per server CPU-second\" divide each \
              run's rate by the share of its core the server actually used over the window \
              (from `/proc/PID/stat`): the per-core figure that still holds when a server did \
              not get its whole core, because the load generator was the limit (row 5) or \
@@ -1061,15 +1167,20 @@ impl Report<'_> {
     fn table(&self, md: &mut String) {
         let _ = writeln!(
             md,
-            "| # | benchmark | unit | wsloop | tungstenite | tokio-tungstenite | fastwebsockets | raw TCP (ceiling) | wsloop vs best peer |"
+            "| # | benchmark | unit | wsloop | tungstenite | tokio-tungstenite | fastwebsockets | tokio-websockets | raw TCP (ceiling) | wsloop vs best peer |"
         );
-        let _ = writeln!(md, "|---|---|---|--:|--:|--:|--:|--:|---|");
+        let _ = writeln!(md, "|---|---|---|--:|--:|--:|--:|--:|--:|---|");
         for bench in self.benches.iter().filter(|b| !own_section(b)) {
             for (i, m) in bench.metrics.iter().enumerate() {
                 let title = if i == 0 { bench.title.as_str() } else { "″" };
                 let best = self.best_peer(bench, m);
                 let mut cells = Vec::new();
                 for server in SERVERS {
+                    let server = if server == "raw-tcp" {
+                        ceiling_of(bench)
+                    } else {
+                        server
+                    };
                     if !bench.servers.contains(&server) {
                         cells.push("n/a".to_string());
                         continue;
@@ -1102,7 +1213,14 @@ impl Report<'_> {
                         format!("{mark} {:.2}× {peer}", w / b)
                     }
                     (Some(_), None) if bench.sub == "topic" => "no peer has topics".to_string(),
-                    (Some(_), None) => "no peer has broadcast".to_string(),
+                    (Some(_), None) => match self.fanout_ceiling(bench) {
+                        Some((_, _, ratio)) => format!(
+                            "no peer has broadcast; {} raw fan-out ÷ wsloop time {ratio:.2}× \
+                             (target ≥ {FANOUT_TARGET:.1})",
+                            if ratio >= FANOUT_TARGET { "✔" } else { "✘" }
+                        ),
+                        None => "no peer has broadcast".to_string(),
+                    },
                     _ => "–".to_string(),
                 };
                 let _ = writeln!(
@@ -1155,6 +1273,24 @@ impl Report<'_> {
             list(&ties),
             list(&behind)
         );
+        for bench in self.benches.iter().filter(|b| !own_section(b)) {
+            if let Some((w, raw, ratio)) = self.fanout_ceiling(bench) {
+                let _ = writeln!(
+                    md,
+                    "**Broadcast against its ceiling** (row {}): wsloop {} ms, the raw TCP \
+                     fan-out (same sockets, same 64 bytes, no WebSocket) {} ms: wsloop runs at \
+                     {ratio:.2}× the ceiling's speed ({}; target ≥ {FANOUT_TARGET:.1}).\n",
+                    bench.id,
+                    format_value(w, Unit::Millis),
+                    format_value(raw, Unit::Millis),
+                    if ratio >= FANOUT_TARGET {
+                        "✔ met"
+                    } else {
+                        "✘ missed"
+                    }
+                );
+            }
+        }
     }
 
     fn versions(&self, md: &mut String) {
@@ -1171,10 +1307,17 @@ impl Report<'_> {
                 "fastwebsockets",
                 "peer: tokio current-thread + hyper upgrade",
             ),
+            (
+                "tokio-websockets",
+                "peer: tokio current-thread, the crate's echo example",
+            ),
             ("tokio", "runtime of the async peers"),
             ("hyper", "HTTP upgrade for fastwebsockets"),
             ("hyper-util", ""),
-            ("futures-util", "tokio-tungstenite's Stream/Sink"),
+            (
+                "futures-util",
+                "tokio-tungstenite's and tokio-websockets' Stream/Sink",
+            ),
             ("mio", "wsloop, the raw TCP echo and the load generator"),
         ] {
             let version = versions.get(name).map(String::as_str).unwrap_or("?");
@@ -1199,9 +1342,9 @@ impl Report<'_> {
         );
         let _ = writeln!(
             md,
-            "| # | wsloop | tungstenite | tokio-tungstenite | fastwebsockets | raw TCP |"
+            "| # | wsloop | tungstenite | tokio-tungstenite | fastwebsockets | tokio-websockets | raw TCP |"
         );
-        let _ = writeln!(md, "|---|--:|--:|--:|--:|--:|");
+        let _ = writeln!(md, "|---|--:|--:|--:|--:|--:|--:|");
         for bench in self.benches {
             if bench.sub == "idle"
                 || bench.sub == "fanout"
@@ -1275,10 +1418,12 @@ impl Report<'_> {
         );
         let _ = writeln!(
             md,
-            "- **1, 2**: each connection keeps N messages outstanding (a reply lets the next \
-             one go); messages/s = replies received in the window / its length. With 16 KiB \
-             messages the load generator, whose kernel also runs the receiving side of every \
-             byte it sends over loopback, tops out close to the raw echo.\n\
+            "- **1, 2, 2b, 2c**: each connection keeps N messages outstanding (a reply lets the \
+             next one go); messages/s = replies received in the window / its length (2b: MB/s, \
+             payload bytes echoed per second, 10^6 bytes). With 16 KiB messages the load \
+             generator, whose kernel also runs the receiving side of every byte it sends over \
+             loopback, tops out close to the raw echo. 2b (64 KiB × 10 × 4) and 2c (4 KiB × \
+             100 × 16) are the mid-size pipelined loads of issue 17.\n\
              - **3**: one connection, one 16 MiB binary message at a time; MB/s = payload \
              bytes echoed back per second (10^6 bytes).\n\
              - **4**: 50 connections, each with one 128 B message outstanding; the round-trip \
@@ -1297,7 +1442,15 @@ impl Report<'_> {
              - **7a**: 10,000 sessions; one of them (path `/ctl`) sends a 64 B message, which \
              the wsloop bench server broadcasts to every session (itself included) with \
              `Context::broadcast`; time from that write until the last of the 10,000 has the \
-             whole message. One warm-up round, then the median of 10.\n\
+             whole message. One warm-up round, then the median of 10. Its ceiling, in the \
+             same run and with the same client code (`loadgen fanout --raw`), is `servers \
+             raw-tcp-fanout`: a mio loop on one thread with the same 10,000 TCP sockets and no \
+             WebSocket; each connection's first byte is echoed (the load generator's \
+             \"open\" probe), and every byte after it is written, as read, to every \
+             connection; the load generator's connection 0 sends 64 bytes. Its time is what \
+             the kernel and the client need to move 64 bytes to 10,000 sockets here; the \
+             verdict column gives raw fan-out ms ÷ wsloop ms (1.00: as fast as the ceiling; \
+             issue 17's target ≥ {FANOUT_TARGET:.1}).\n\
              - **7b**: the same with 1,000 sessions, continuously: the control session keeps \
              16 broadcasts outstanding (a broadcast is done when all 1,000 have it); \
              deliveries/s = broadcasts/s × 1,000.\n\
@@ -2117,6 +2270,35 @@ fn locked_versions(lock: &str) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_peer_is_in_every_row_of_the_peers() {
+        for bench in benches() {
+            if bench.servers.contains(&"tungstenite") {
+                for peer in PEERS {
+                    assert!(
+                        bench.servers.contains(&peer),
+                        "row {} lacks {peer}",
+                        bench.id
+                    );
+                }
+            }
+        }
+        assert!(PEERS
+            .iter()
+            .all(|p| SERVERS.contains(p) && WEBSOCKET.contains(p)));
+    }
+
+    #[test]
+    fn row_7a_has_its_ceiling_and_echo_rows_the_raw_echo() {
+        let rows = benches();
+        let row = |id: &str| rows.iter().find(|b| b.id == id).expect("row");
+        assert_eq!(ceiling_of(row("7a")), RAW_FANOUT);
+        for id in ["1", "2", "2b", "2c", "3"] {
+            assert_eq!(ceiling_of(row(id)), "raw-tcp");
+            assert!(row(id).servers.contains(&"raw-tcp"));
+        }
+    }
 
     #[test]
     fn medians() {

@@ -4,7 +4,9 @@
 //! loadgen echo       --addr A --conns N --size BYTES --inflight F [--latency] [--raw]
 //! loadgen handshakes --addr A --conc C
 //! loadgen idle       --addr A --conns N [--raw]      (prints "ready", holds until stdin ends)
-//! loadgen fanout     --addr A --conns N --rounds R   (wsloop's broadcast: one message to all)
+//! loadgen fanout     --addr A --conns N --rounds R [--raw]
+//!                    (wsloop's broadcast: one message to all; `--raw`: its ceiling,
+//!                    `servers raw-tcp-fanout`, the same bytes unframed)
 //! loadgen broadcast  --addr A --conns N --window W   (wsloop's broadcast, sustained)
 //! loadgen zecho      --addr A --conns N --size BYTES --inflight F [--expect deflate|plain]
 //! loadgen zmem       --addr A --conns N --size BYTES [--expect deflate|plain]
@@ -817,8 +819,10 @@ fn idle(args: &Args) -> Result<String> {
 
 /// Subscribers for the broadcast rows: connection 0 is the control session (path `/ctl`),
 /// whose messages the wsloop bench server broadcasts to every session, itself included.
-fn subscribers(poll: &mut Poll, addr: SocketAddr, conns: usize) -> Result<Vec<Stream>> {
-    let sockets = connect_all(poll, addr, conns, false, |i| {
+/// `raw`: plain TCP connections to `servers raw-tcp-fanout`, which writes what any
+/// connection sends (after its probe) to every connection.
+fn subscribers(poll: &mut Poll, addr: SocketAddr, conns: usize, raw: bool) -> Result<Vec<Stream>> {
+    let sockets = connect_all(poll, addr, conns, raw, |i| {
         if i == 0 {
             "/ctl".to_string()
         } else {
@@ -831,12 +835,26 @@ fn subscribers(poll: &mut Poll, addr: SocketAddr, conns: usize) -> Result<Vec<St
 }
 
 /// Row 7a: one 64-byte message to `conns` sessions; the time until the last one has it.
+/// With `--raw` (row 7a's ceiling) the same over plain TCP: connection 0 sends 64 bytes,
+/// which `servers raw-tcp-fanout` writes as they are to every connection.
 fn fanout(args: &Args) -> Result<String> {
     let addr = addr(args)?;
     let conns: usize = args.num("conns", 10_000);
+    let raw = args.flag("raw");
     let mut poll = Poll::new().map_err(|e| e.to_string())?;
-    let streams = subscribers(&mut poll, addr, conns)?;
-    deliver_rounds(args, poll, streams, 0..conns)
+    let streams = subscribers(&mut poll, addr, conns, raw)?;
+    let (send, reply) = if raw {
+        (payload_ring(64), payload_ring(64))
+    } else {
+        rings(64, false)
+    };
+    deliver_rounds(args, poll, streams, 0..conns, (&send, &reply))
+}
+
+/// Row 7a's ceiling: bare payloads of `size` bytes, no framing; what connection 0 sends is
+/// what every connection gets back.
+fn payload_ring(size: usize) -> Ring {
+    Ring::new((0..64).map(|j| payload(j + 1, size)).collect())
 }
 
 /// Row 7c: `conns` sessions, the first `members` of the others subscribed to a topic; one
@@ -855,21 +873,23 @@ fn topic(args: &Args) -> Result<String> {
     let mut streams: Vec<Stream> = sockets.into_iter().map(|s| Stream::new(s, 0)).collect();
     reregister(&poll, streams.iter_mut().map(|s| &mut s.socket))?;
     // The publisher is not a member: only connections 1..=members get the message.
-    deliver_rounds(args, poll, streams, 1..members + 1)
+    let (send, reply) = rings(64, false);
+    deliver_rounds(args, poll, streams, 1..members + 1, (&send, &reply))
 }
 
-/// Rounds of: connection 0 sends one 64-byte message, which the server delivers to the
-/// sessions at the indices in `receivers`; the time until the last of them has it. A session
-/// that gets more than was sent, or one outside `receivers` that gets anything, fails the run.
+/// Rounds of: connection 0 sends one 64-byte message (the next of `send`), which the server
+/// delivers to the sessions at the indices in `receivers` (as the next of `reply`); the time
+/// until the last of them has it. A session that gets more than was sent, or one outside
+/// `receivers` that gets anything, fails the run.
 fn deliver_rounds(
     args: &Args,
     mut poll: Poll,
     mut streams: Vec<Stream>,
     receivers: std::ops::Range<usize>,
+    (send, reply): (&Ring, &Ring),
 ) -> Result<String> {
     let conns = receivers.len();
     let rounds: usize = args.num("rounds", 10);
-    let (send, reply) = rings(64, false);
     let mut buf = vec![0u8; READ_BUF];
     let mut events = Events::with_capacity(1024);
     let mut times_ms: Vec<f64> = Vec::new();
@@ -880,7 +900,7 @@ fn deliver_rounds(
         let cpu0 = server.and_then(proc_cpu_seconds);
         let t0 = Instant::now();
         streams[0].allowed += send.frame_len as u64;
-        streams[0].write_allowed(&send)?;
+        streams[0].write_allowed(send)?;
         let mut waiting = conns;
         while waiting > 0 {
             if t0.elapsed() > Duration::from_secs(10) {
@@ -893,7 +913,7 @@ fn deliver_rounds(
                 let index = event.token().0;
                 let s = &mut streams[index];
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
-                    s.read_check(&reply, &mut buf)?;
+                    s.read_check(reply, &mut buf)?;
                     let done = s.recvd / reply.frame_len as u64;
                     if done > round + 1 {
                         return Err("a session got more messages than were broadcast".into());
@@ -906,7 +926,7 @@ fn deliver_rounds(
                         waiting -= 1;
                     }
                 }
-                s.write_allowed(&send)?;
+                s.write_allowed(send)?;
             }
         }
         if round > 0 {
@@ -937,7 +957,7 @@ fn broadcast(args: &Args) -> Result<String> {
     let window: u64 = args.num("window", 16);
     let (send, reply) = rings(64, false);
     let mut poll = Poll::new().map_err(|e| e.to_string())?;
-    let mut streams = subscribers(&mut poll, addr, conns)?;
+    let mut streams = subscribers(&mut poll, addr, conns, false)?;
     // How many sessions have message m, at m % slots (at most `window` are outstanding).
     let slots = 2 * window as usize;
     let mut have = vec![0usize; slots];

@@ -1,7 +1,8 @@
 //! The echo servers under test, one subcommand each:
 //!
 //! ```text
-//! servers wsloop|tungstenite|tokio-tungstenite|fastwebsockets|raw-tcp --addr 127.0.0.1:PORT
+//! servers wsloop|tungstenite|tokio-tungstenite|fastwebsockets|tokio-websockets|raw-tcp \
+//!         --addr 127.0.0.1:PORT
 //! servers wsloop-deflate|wsloop-deflate-low --addr 127.0.0.1:PORT
 //! ```
 //!
@@ -14,6 +15,8 @@
 //! is sent to every open session (that one included) instead of being echoed. And it
 //! publishes (row 7c): a session whose path starts with `/topic` subscribes to topic "t", and
 //! a message from one whose path starts with `/pub` is published to "t".
+//! `raw-tcp-fanout` is row 7a's ceiling: the same broadcast over plain TCP, no WebSocket
+//! (see its module).
 //! `wsloop-deflate` is the same server with permessage-deflate (`DeflateConfig::default()`)
 //! and `wsloop-deflate-low` with `DeflateConfig::low_memory()`: row 8.
 //!
@@ -63,7 +66,9 @@ fn main() {
         "tungstenite" => tungstenite_server::run(addr),
         "tokio-tungstenite" => tokio_tungstenite_server::run(addr),
         "fastwebsockets" => fastwebsockets_server::run(addr),
+        "tokio-websockets" => tokio_websockets_server::run(addr),
         "raw-tcp" => raw_tcp::run(addr),
+        "raw-tcp-fanout" => raw_fanout::run(addr),
         "wsloop-tls" => wsloop_server::run_tls(addr),
         "tokio-tungstenite-tls" => tokio_tungstenite_server::run_tls(addr),
         other => match threads_of(other) {
@@ -73,7 +78,7 @@ fn main() {
             _ => {
                 eprintln!(
                     "usage: servers wsloop|wsloop-deflate|wsloop-deflate-low|tungstenite|\
-                     tokio-tungstenite|fastwebsockets|raw-tcp|wsloop-wN|tokio-tungstenite-mtN|\
+                     tokio-tungstenite|fastwebsockets|tokio-websockets|raw-tcp|raw-tcp-fanout|wsloop-wN|tokio-tungstenite-mtN|\
                      raw-tcp-wN|wsloop-tls|tokio-tungstenite-tls --addr HOST:PORT"
                 );
                 std::process::exit(2);
@@ -422,6 +427,53 @@ mod fastwebsockets_server {
     }
 }
 
+mod tokio_websockets_server {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio_websockets::{Config, Limits, ServerBuilder};
+
+    /// The bench's limits, the wsloop server's: messages and frames up to 64 MiB (row 3
+    /// sends 16 MiB). `frame_size` is also the size outgoing messages are split at: above
+    /// the largest message, every echo is one frame, as the load generator expects.
+    const MAX_MESSAGE: usize = 64 << 20;
+
+    /// The crate's own `examples/echo_server.rs`, its fastest single-thread configuration:
+    /// a current-thread runtime, one `unconstrained` task per connection that `send`s each
+    /// data message back (`send` flushes). Ping and Close are answered by the crate.
+    pub fn run(addr: SocketAddr) -> io::Result<()> {
+        current_thread_runtime()?.block_on(async {
+            let listener = TcpListener::bind(addr).await?;
+            ready(listener.local_addr()?);
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        tokio::spawn(tokio::task::unconstrained(serve(stream)));
+                    }
+                    Err(_) => tokio::time::sleep(accept_pause()).await,
+                }
+            }
+        })
+    }
+
+    async fn serve(stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let accepted = ServerBuilder::new()
+            .config(Config::default().frame_size(MAX_MESSAGE))
+            .limits(Limits::default().max_payload_len(Some(MAX_MESSAGE)))
+            .accept(stream)
+            .await;
+        let Ok((_request, mut ws)) = accepted else {
+            return;
+        };
+        while let Some(Ok(message)) = ws.next().await {
+            if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// The ceiling: a mio loop that echoes bytes without looking at them.
 mod raw_tcp {
     use super::*;
@@ -634,9 +686,220 @@ mod raw_tcp {
     }
 }
 
+/// Row 7a's ceiling: the broadcast without WebSocket. One mio loop on one thread; each
+/// connection's first byte is echoed (the load generator's probe that says it is open), and
+/// every byte after it, from any connection, is written as read to every connection, the
+/// sender included. The load generator's connection 0 sends 64 bytes a round, so a round is
+/// one read and 10,000 `write`s of the same 64 bytes to nonblocking sockets: no framing,
+/// no masking, no per-connection state beyond what a short write leaves behind.
+mod raw_fanout {
+    use super::*;
+    use mio::net::{TcpListener, TcpStream};
+    use mio::{Events, Interest, Poll, Token};
+
+    const LISTENER: Token = Token(usize::MAX);
+
+    /// Unwritten bytes a connection may hold before it is dropped (a client that stopped
+    /// reading); a fan-out round leaves none behind unless a socket buffer is full.
+    const MAX_PENDING: usize = 1 << 20;
+
+    struct Conn {
+        socket: TcpStream,
+        /// Whether its first byte (the probe) has been echoed.
+        probed: bool,
+        /// What a short write left, written on the next WRITABLE.
+        pending: Vec<u8>,
+    }
+
+    impl Conn {
+        /// Write `bytes` after whatever is pending; keep what the socket does not take.
+        fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+            if !self.pending.is_empty() {
+                self.pending.extend_from_slice(bytes);
+                return self.flush();
+            }
+            let mut written = 0;
+            while written < bytes.len() {
+                match self.socket.write(&bytes[written..]) {
+                    Ok(w) => written += w,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.pending.extend_from_slice(&bytes[written..]);
+            self.check_pending()
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            let mut written = 0;
+            while written < self.pending.len() {
+                match self.socket.write(&self.pending[written..]) {
+                    Ok(w) => written += w,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.pending.drain(..written);
+            self.check_pending()
+        }
+
+        fn check_pending(&self) -> io::Result<()> {
+            if self.pending.len() > MAX_PENDING {
+                return Err(io::Error::other("the client stopped reading"));
+            }
+            Ok(())
+        }
+    }
+
+    pub fn run(addr: SocketAddr) -> io::Result<()> {
+        let mut listener = TcpListener::bind(addr)?;
+        ready(listener.local_addr()?);
+        let mut poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut conns: Vec<Option<Conn>> = Vec::new();
+        let mut free: Vec<usize> = Vec::new();
+        let mut buf = vec![0u8; 64 << 10];
+        let mut events = Events::with_capacity(1024);
+        let mut dead: Vec<usize> = Vec::new();
+        loop {
+            match poll.poll(&mut events, None) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                if event.token() == LISTENER {
+                    loop {
+                        match listener.accept() {
+                            Ok((mut socket, _)) => {
+                                let _ = socket.set_nodelay(true);
+                                let key = free.pop().unwrap_or_else(|| {
+                                    conns.push(None);
+                                    conns.len() - 1
+                                });
+                                poll.registry().register(
+                                    &mut socket,
+                                    Token(key),
+                                    Interest::READABLE | Interest::WRITABLE,
+                                )?;
+                                conns[key] = Some(Conn {
+                                    socket,
+                                    probed: false,
+                                    pending: Vec::new(),
+                                });
+                            }
+                            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                            Err(_) => {
+                                std::thread::sleep(accept_pause());
+                                break;
+                            }
+                        }
+                    }
+                    continue;
+                }
+                let key = event.token().0;
+                let Some(conn) = conns[key].as_mut() else {
+                    continue;
+                };
+                if event.is_writable() && conn.flush().is_err() {
+                    dead.push(key);
+                    continue;
+                }
+                // Read until the socket is empty (edge-triggered); fan out what came.
+                while let Some(conn) = conns[key].as_mut() {
+                    let n = match conn.socket.read(&mut buf) {
+                        Ok(0) => {
+                            dead.push(key);
+                            break;
+                        }
+                        Ok(n) => n,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(_) => {
+                            dead.push(key);
+                            break;
+                        }
+                    };
+                    let mut data = &buf[..n];
+                    if !conn.probed {
+                        conn.probed = true;
+                        if conn.send(&data[..1]).is_err() {
+                            dead.push(key);
+                            break;
+                        }
+                        data = &data[1..];
+                    }
+                    if !data.is_empty() {
+                        for (i, c) in conns.iter_mut().enumerate() {
+                            if let Some(c) = c {
+                                if c.send(data).is_err() {
+                                    dead.push(i);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            for key in dead.drain(..) {
+                if let Some(mut conn) = conns[key].take() {
+                    let _ = poll.registry().deregister(&mut conn.socket);
+                    free.push(key);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::threads_of;
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::time::Duration;
+
+    /// A client of a server started on `addr` in a thread of this test: it retries for up
+    /// to 2 s while the server starts listening.
+    fn connect(addr: SocketAddr) -> TcpStream {
+        for _ in 0..200 {
+            if let Ok(stream) = TcpStream::connect(addr) {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                return stream;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the server did not listen on {addr}");
+    }
+
+    #[test]
+    fn raw_fanout_echoes_the_probe_then_writes_what_any_sends_to_all() {
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        // The server runs until the test process exits.
+        std::thread::spawn(move || super::raw_fanout::run(addr));
+        let mut clients: Vec<TcpStream> = (0..3).map(|_| connect(addr)).collect();
+        for client in &mut clients {
+            client.write_all(b"\n").unwrap();
+            let mut probe = [0u8; 1];
+            client.read_exact(&mut probe).unwrap();
+            assert_eq!(&probe, b"\n");
+        }
+        let message: Vec<u8> = (0..64u8).collect();
+        for sender in [0, 2] {
+            clients[sender].write_all(&message).unwrap();
+            for client in &mut clients {
+                let mut got = [0u8; 64];
+                client.read_exact(&mut got).unwrap();
+                assert_eq!(got[..], message[..]);
+            }
+        }
+    }
 
     #[test]
     fn row_9_names() {
