@@ -67,8 +67,9 @@ pub struct ServerConfig {
     pub max_queued_bytes: usize,
     /// The most memory all connections together may hold in incoming messages (as they
     /// arrive, or as they inflate), write queues (each broadcast frame counted once) and
-    /// plain HTTP bodies, plus the one buffer each loop keeps to recycle for the next large
-    /// message, split evenly between the loops (`workers`). Enforced before memory is taken:
+    /// plain HTTP bodies, plus the buffers each loop keeps to lend to the next messages (at
+    /// most 4 MiB, or one message's worth alone; emptied under pressure), split evenly
+    /// between the loops (`workers`). Enforced before memory is taken:
     /// - from half of it on, a connection holding more than a 64th of it is no longer read
     ///   (TCP holds its data back), except one at a time, which may go on to three quarters
     ///   so that large messages still complete; its `message_timeout` still runs;
