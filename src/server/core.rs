@@ -393,7 +393,7 @@ impl<R: Reactor> Core<R> {
         // The address's slot comes back before `on_close` runs, so that whoever learns of the
         // close from the handler finds the slot free.
         conn.address_ticket = None;
-        let reason = match conn.close_reason.take() {
+        let reason = match conn.close_reason.take().map(|reason| *reason) {
             Some(CloseReason::ByServer { close, .. }) => CloseReason::ByServer {
                 answered: matches!(&conn.phase, Phase::WebSocket { session, .. }
                     if session.close_received().is_some()),
