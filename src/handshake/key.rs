@@ -5,11 +5,11 @@
 //! check the answer; whether a key is base64 of 16 bytes (§4.1). Must not: choose keys (the
 //! client does), or allocate.
 
-use base64::Engine as _;
-use sha1::{Digest, Sha1};
-
 /// RFC 6455 §1.3: the GUID appended to the client's key before hashing.
 pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// RFC 4648 §4: the standard base64 alphabet.
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// The length of a `Sec-WebSocket-Accept` value: base64 of a 20-byte SHA-1 digest.
 pub const ACCEPT_LEN: usize = 28;
@@ -27,15 +27,19 @@ impl AcceptKey {
     /// assert_eq!(accept.as_str(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     /// ```
     pub fn for_key(key: &[u8]) -> AcceptKey {
-        let mut sha = Sha1::new();
-        sha.update(key);
-        sha.update(GUID.as_bytes());
-        let mut out = [0u8; ACCEPT_LEN];
-        // 20 bytes are exactly 28 base64 characters, so the slice always fits.
-        let written = base64::engine::general_purpose::STANDARD
-            .encode_slice(sha.finalize(), &mut out)
-            .unwrap_or(0);
-        debug_assert_eq!(written, ACCEPT_LEN);
+        let digest = sha1_of_key(key);
+        // RFC 4648 §4: base64 of the 20 bytes, 3 bytes to 4 characters; the last group has
+        // 2 bytes, so its last character is padding.
+        let mut out = [b'='; ACCEPT_LEN];
+        for (group, chars) in digest.chunks(3).zip(out.chunks_exact_mut(4)) {
+            let bits = group
+                .iter()
+                .enumerate()
+                .fold(0u32, |bits, (i, &b)| bits | u32::from(b) << (16 - 8 * i));
+            for (i, c) in chars.iter_mut().take(group.len() + 1).enumerate() {
+                *c = BASE64[(bits >> (18 - 6 * i)) as usize & 0x3f];
+            }
+        }
         AcceptKey(out)
     }
 
@@ -44,6 +48,49 @@ impl AcceptKey {
         // base64's alphabet is ASCII.
         core::str::from_utf8(&self.0).unwrap_or("")
     }
+}
+
+/// SHA-1(`key` + GUID), through `sha1`'s compression function with the padding of FIPS
+/// 180-4 §5.1.1 done here: the message is short and known, and this leaves the `digest`
+/// crate's buffering out of a firmware (about 0.5 KB).
+fn sha1_of_key(key: &[u8]) -> [u8; 20] {
+    let len = key.len() + GUID.len();
+    // The message, a 1 bit, zeros, and the message's length in bits as 64 bits big-endian,
+    // in whole 64-byte blocks.
+    let blocks = (len + 8) / 64 + 1;
+    let bits = (len as u64 * 8).to_be_bytes();
+    // FIPS 180-4 §5.3.1: the initial hash value.
+    let mut state = [
+        0x6745_2301,
+        0xefcd_ab89,
+        0x98ba_dcfe,
+        0x1032_5476,
+        0xc3d2_e1f0,
+    ];
+    for block in 0..blocks {
+        let mut bytes = sha1::digest::core_api::Block::<sha1::Sha1Core>::default();
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            let at = block * 64 + i;
+            let from_end = blocks * 64 - at;
+            *byte = if at < key.len() {
+                key[at]
+            } else if at < len {
+                GUID.as_bytes()[at - key.len()]
+            } else if at == len {
+                0x80
+            } else if from_end <= 8 {
+                bits[8 - from_end]
+            } else {
+                0
+            };
+        }
+        sha1::compress(&mut state, core::slice::from_ref(&bytes));
+    }
+    let mut digest = [0u8; 20];
+    for (out, word) in digest.chunks_exact_mut(4).zip(state) {
+        out.copy_from_slice(&word.to_be_bytes());
+    }
+    digest
 }
 
 /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`: base64(SHA-1(key + GUID)) (§4.2.2).
@@ -86,6 +133,7 @@ fn sextet(c: u8) -> Option<u8> {
 /// The base64 form of a client's 16-byte nonce (§4.1 item 7): 24 characters.
 #[cfg(feature = "alloc")]
 pub(super) fn encode_nonce(nonce: &[u8; 16]) -> [u8; 24] {
+    use base64::Engine as _;
     let mut out = [0u8; 24];
     // 16 bytes are exactly 24 base64 characters, so the slice always fits.
     let written = base64::engine::general_purpose::STANDARD
@@ -98,6 +146,7 @@ pub(super) fn encode_nonce(nonce: &[u8; 16]) -> [u8; 24] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
     use proptest::prelude::*;
 
     /// What base64's decoder says: the key decodes to exactly 16 bytes.
@@ -125,6 +174,24 @@ mod tests {
             prop_assert_eq!(is_valid_key(key.as_bytes()), decodes_to_16(key.as_bytes()));
             let encoded = encode_nonce(&nonce);
             prop_assert!(is_valid_key(&encoded));
+        }
+    }
+
+    proptest! {
+        /// The accept value against `sha1`'s own hasher and `base64`'s encoder, for keys of
+        /// every length around SHA-1's block and padding boundaries.
+        #[test]
+        fn the_accept_value_agrees_with_sha1_and_base64(
+            key in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            use sha1::Digest as _;
+            let digest = sha1::Sha1::new()
+                .chain_update(&key)
+                .chain_update(GUID.as_bytes())
+                .finalize();
+            let expected = base64::engine::general_purpose::STANDARD.encode(digest);
+            let accept = AcceptKey::for_key(&key);
+            prop_assert_eq!(accept.as_str(), expected.as_str());
         }
     }
 
