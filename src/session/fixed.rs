@@ -617,10 +617,11 @@ impl Output {
     }
 }
 
-/// The length of a frame with `header`, masked or not.
+/// The length of a frame with `header`, masked or not: RFC 6455 §5.2, 2 bytes, the extended
+/// payload length, the masking key, the payload.
 fn frame_len(header: &FrameHeader, masked: bool) -> usize {
     let key = if masked { 4 } else { 0 };
-    header.encode().as_bytes().len() + key + header.payload_len as usize
+    2 + header.length_form().extra_bytes() + key + header.payload_len as usize
 }
 
 /// Encode a frame into `out`, exactly [`frame_len`] long; masked with a fresh key of `keys`
