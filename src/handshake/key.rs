@@ -31,16 +31,17 @@ impl AcceptKey {
         let digest = sha1_of_key(key);
         // RFC 4648 §4: base64 of the 20 bytes, 3 bytes to 4 characters; the last group has
         // 2 bytes, so its last character is padding.
-        let mut out = [b'='; ACCEPT_LEN];
+        let mut out = [0u8; ACCEPT_LEN];
         for (group, chars) in digest.chunks(3).zip(out.chunks_exact_mut(4)) {
             let bits = group
                 .iter()
                 .enumerate()
                 .fold(0u32, |bits, (i, &b)| bits | u32::from(b) << (16 - 8 * i));
-            for (i, c) in chars.iter_mut().take(group.len() + 1).enumerate() {
+            for (i, c) in chars.iter_mut().enumerate() {
                 *c = BASE64[(bits >> (18 - 6 * i)) as usize & 0x3f];
             }
         }
+        out[ACCEPT_LEN - 1] = b'=';
         AcceptKey(out)
     }
 
