@@ -9,9 +9,9 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | `embedded.rs` | [`Error`], `Pump`: the sans-I/O steps both adapters take |
-//! | `blocking.rs` | [`blocking::WebSocket`] over `embedded_io::{Read, Write}` |
-//! | `asynch.rs` | [`asynch::WebSocket`] over `embedded_io_async::{Read, Write}` |
+//! | `embedded.rs` | [`Error`], `Pump`: all the sans-I/O steps (the handshake's answer, what to write, when to read, what to return) |
+//! | `blocking.rs` | [`blocking::WebSocket`]: `Pump`'s steps as `embedded_io::{Read, Write}` calls |
+//! | `asynch.rs` | [`asynch::WebSocket`]: the same, as `embedded_io_async::{Read, Write}` calls |
 
 #[cfg(feature = "embedded-io-async")]
 pub mod asynch;
@@ -53,14 +53,11 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
 enum Step {
     /// Write the session's output.
     Write,
-    /// Read into the receive buffer.
+    /// Read into [`Pump::space`], then tell [`Pump::filled`].
     Read,
-    /// Hand this event to the caller.
-    Event(FixedEvent),
-    /// The connection is over: close the stream.
-    Closed,
-    /// The peer broke the protocol: write the output (the failing Close), then report it.
-    Failed(ProtocolError),
+    /// Return this to the caller: an event; `None` when the connection is over (close the
+    /// stream); the peer's violation, once its failing Close was written.
+    Return(Result<Option<FixedEvent>, ProtocolError>),
 }
 
 /// A session and its receive buffer: the steps of a connection, without I/O, that the
@@ -70,6 +67,8 @@ struct Pump<'b, K> {
     rx: &'b mut [u8],
     start: usize,
     end: usize,
+    /// The peer's violation, reported once the output (the failing Close) is written.
+    failure: Option<ProtocolError>,
 }
 
 impl<'b, K: MaskKeys> Pump<'b, K> {
@@ -79,6 +78,7 @@ impl<'b, K: MaskKeys> Pump<'b, K> {
             rx,
             start: 0,
             end: 0,
+            failure: None,
         }
     }
 
@@ -88,8 +88,11 @@ impl<'b, K: MaskKeys> Pump<'b, K> {
             if !self.session.output().is_empty() {
                 return Step::Write;
             }
+            if let Some(error) = self.failure.take() {
+                return Step::Return(Err(error));
+            }
             if self.session.should_close_tcp() {
-                return Step::Closed;
+                return Step::Return(Ok(None));
             }
             if self.start == self.end {
                 return Step::Read;
@@ -98,10 +101,10 @@ impl<'b, K: MaskKeys> Pump<'b, K> {
                 Ok(read) => {
                     self.start += read.used;
                     if let Some(event) = read.event {
-                        return Step::Event(event);
+                        return Step::Return(Ok(Some(event)));
                     }
                 }
-                Err(error) => return Step::Failed(error),
+                Err(error) => self.failure = Some(error),
             }
         }
     }
@@ -121,25 +124,51 @@ impl<'b, K: MaskKeys> Pump<'b, K> {
         self.end = n.min(self.rx.len());
     }
 
-    /// The head read so far, `filled` bytes: the upgrade, or how to refuse it. `Ok(None)`:
-    /// read more after it.
-    fn accept(
-        &mut self,
-        filled: usize,
-        response: &mut [u8; 160],
-    ) -> Result<Option<usize>, HandshakeError> {
-        let mut headers = [fixed::EMPTY_HEADER; 32];
-        match fixed::accept(&self.rx[..filled], &mut headers)? {
-            Some(upgrade) => {
-                // The frames after the head stay in the buffer for the session.
-                self.start = upgrade.head_len();
-                self.end = filled;
-                // 160 bytes hold any `101` without subprotocol or extensions (129 bytes).
-                Ok(Some(upgrade.write_response(response).unwrap_or(0)))
-            }
-            // The buffer is the limit on a head's size (RFC 6585 §5: 431).
-            None if filled == self.rx.len() => Err(HandshakeError::HeadersTooLarge),
-            None => Ok(None),
-        }
+    /// The space to read the upgrade request into, after what was read of it so far.
+    fn head_space(&mut self) -> &mut [u8] {
+        &mut self.rx[self.end..]
     }
+
+    /// `n` more bytes of the upgrade request were read into [`Pump::head_space`] (0: the
+    /// stream ended). `None`: read more. Else the answer (the `101`, or the refusal's
+    /// status) is in `out`: write its `len` bytes (0: none), then the handshake is over with
+    /// this outcome. On success the frames after the head stay in the buffer for the session.
+    fn head_read(&mut self, n: usize, out: &mut [u8; ANSWER_LEN]) -> Option<HeadAnswer> {
+        if n == 0 {
+            // The client left before finishing its request.
+            return Some(HeadAnswer {
+                len: 0,
+                outcome: Err(HandshakeError::Malformed),
+            });
+        }
+        self.end = (self.end + n).min(self.rx.len());
+        let mut headers = [fixed::EMPTY_HEADER; 32];
+        let error = match fixed::accept(&self.rx[..self.end], &mut headers) {
+            Ok(Some(upgrade)) => {
+                self.start = upgrade.head_len();
+                return Some(HeadAnswer {
+                    len: upgrade.write_response(out).unwrap_or(0),
+                    outcome: Ok(()),
+                });
+            }
+            Ok(None) if self.end < self.rx.len() => return None,
+            // The buffer is the limit on a head's size (RFC 6585 §5: 431).
+            Ok(None) => HandshakeError::HeadersTooLarge,
+            Err(error) => error,
+        };
+        Some(HeadAnswer {
+            len: fixed::write_refusal(error, out).unwrap_or(0),
+            outcome: Err(error),
+        })
+    }
+}
+
+/// The room for the handshake's answer: any `101` without subprotocol or extensions (129
+/// bytes) and any refusal (at most 80).
+const ANSWER_LEN: usize = 160;
+
+/// How the opening handshake ended: `len` bytes of answer to write, then `outcome`.
+struct HeadAnswer {
+    len: usize,
+    outcome: Result<(), HandshakeError>,
 }

@@ -234,3 +234,54 @@ fn refusals_and_violations_are_answered() {
     );
     assert_eq!(frames(&stream.output)[0].1[..2], 1007u16.to_be_bytes());
 }
+
+#[test]
+fn a_head_too_large_for_the_buffer_or_cut_short_is_refused() {
+    // The buffer is the limit on the head: 431 when it fills up without a whole head.
+    let mut rx = [0u8; 64];
+    let session = FixedSession::server(SessionLimits::default());
+    let mut stream = memory(REQUEST.to_vec(), 7);
+    let refused = blocking::WebSocket::accept(&mut stream, session, &mut rx).err();
+    assert_eq!(
+        refused,
+        Some(Error::Handshake(HandshakeError::HeadersTooLarge))
+    );
+    assert!(stream.output.starts_with(b"HTTP/1.1 431 \r\n"));
+
+    // The client leaves in the middle of its request: nothing is written.
+    let mut rx = [0u8; 512];
+    let session = FixedSession::server(SessionLimits::default());
+    let mut stream = memory(REQUEST[..40].to_vec(), 16);
+    let refused = block_on(asynch::WebSocket::accept(&mut stream, session, &mut rx)).err();
+    assert_eq!(refused, Some(Error::Handshake(HandshakeError::Malformed)));
+    assert!(stream.output.is_empty());
+}
+
+#[test]
+fn after_a_violation_the_connection_is_over() {
+    let mut input = REQUEST.to_vec();
+    input.extend(client_frame(
+        true,
+        Opcode::Data(DataOpcode::Continuation),
+        b"x",
+    ));
+    input.extend(client_frame(
+        true,
+        Opcode::Data(DataOpcode::Text),
+        b"ignored",
+    ));
+    let mut rx = [0u8; 512];
+    let session = FixedSession::server(SessionLimits::default());
+    let mut stream = memory(input, 5);
+    let mut ws = block_on(asynch::WebSocket::accept(&mut stream, session, &mut rx)).unwrap();
+    let mut chunk = [0u8; 125];
+    assert_eq!(
+        block_on(ws.next_event(&mut chunk)).err(),
+        Some(Error::Protocol(ProtocolError::UnexpectedContinuation))
+    );
+    // Reported once; then the connection is over, and only the failing Close went out.
+    assert_eq!(block_on(ws.next_event(&mut chunk)), Ok(None));
+    let frames = frames(&stream.output);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].1[..2], 1002u16.to_be_bytes());
+}

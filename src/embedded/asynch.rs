@@ -1,14 +1,14 @@
 //! [`WebSocket`]: a [`FixedSession`] over an async `embedded_io_async` stream.
 //!
-//! Owns: reading and writing the stream as the session asks (the shared `Pump` decides the
-//! order). Must not: have protocol rules of its own.
+//! Owns: its I/O calls only: reading and writing the stream when the shared `Pump` says
+//! (what to write, when to read, what to return, and the handshake's answer). Must not: have
+//! protocol rules or connection state of its own.
 
 use embedded_io_async::{Read, Write};
 
-use super::{Error, Pump, Step};
+use super::{Error, HeadAnswer, Pump, Step, ANSWER_LEN};
 use crate::close::CloseCode;
 use crate::frame::DataOpcode;
-use crate::handshake::fixed;
 use crate::mask::MaskKeys;
 use crate::session::{FixedEvent, FixedSession, ServerOnly};
 
@@ -48,33 +48,19 @@ impl<'b, T: Read + Write> WebSocket<'b, T, ServerOnly> {
         rx: &'b mut [u8],
     ) -> Result<Self, Error<T::Error>> {
         let mut pump = Pump::new(session, rx);
-        let mut filled = 0;
-        let mut response = [0u8; 160];
+        let mut answer = [0u8; ANSWER_LEN];
         loop {
-            let n = io.read(&mut pump.rx[filled..]).await.map_err(Error::Io)?;
-            if n == 0 {
-                // The client left before finishing its request.
-                return Err(Error::Handshake(
-                    crate::handshake::HandshakeError::Malformed,
-                ));
+            let n = io.read(pump.head_space()).await.map_err(Error::Io)?;
+            let Some(HeadAnswer { len, outcome }) = pump.head_read(n, &mut answer) else {
+                continue;
+            };
+            if len > 0 {
+                io.write_all(&answer[..len]).await.map_err(Error::Io)?;
+                io.flush().await.map_err(Error::Io)?;
             }
-            filled += n;
-            match pump.accept(filled, &mut response) {
-                Ok(Some(len)) => {
-                    io.write_all(&response[..len]).await.map_err(Error::Io)?;
-                    io.flush().await.map_err(Error::Io)?;
-                    return Ok(WebSocket { io, pump });
-                }
-                Ok(None) => {}
-                Err(error) => {
-                    let mut out = [0u8; 96];
-                    // 96 bytes hold any refusal.
-                    let len = fixed::write_refusal(error, &mut out).unwrap_or(0);
-                    io.write_all(&out[..len]).await.map_err(Error::Io)?;
-                    io.flush().await.map_err(Error::Io)?;
-                    return Err(Error::Handshake(error));
-                }
-            }
+            return outcome
+                .map(|()| WebSocket { io, pump })
+                .map_err(Error::Handshake);
         }
     }
 }
@@ -103,12 +89,7 @@ impl<'b, T: Read + Write, K: MaskKeys> WebSocket<'b, T, K> {
                     let n = self.io.read(self.pump.space()).await.map_err(Error::Io)?;
                     self.pump.filled(n);
                 }
-                Step::Event(event) => return Ok(Some(event)),
-                Step::Closed => return Ok(None),
-                Step::Failed(error) => {
-                    self.flush().await?;
-                    return Err(Error::Protocol(error));
-                }
+                Step::Return(result) => return result.map_err(Error::Protocol),
             }
         }
     }

@@ -45,7 +45,7 @@ pub(super) fn check_upgrade<'h>(
     headers: &'h impl Headers,
 ) -> Result<&'h [u8], HandshakeError> {
     // §4.2.1 item 1: "An HTTP/1.1 or higher GET request".
-    if method != "GET" {
+    if !matches!(method.as_bytes(), b"GET") {
         return Err(HandshakeError::MethodNotAllowed);
     }
     if version < 1 {

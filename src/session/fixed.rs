@@ -115,8 +115,10 @@ struct InFrame {
     fin: bool,
     mask: Option<[u8; 4]>,
     /// Payload bytes already read, for the key offset.
-    read: u64,
-    remaining: u64,
+    read: usize,
+    /// Payload bytes still to come. A `usize`: [`check_header`] let the frame in, so it is
+    /// at most `max_frame_size` (and 125 for a control frame).
+    remaining: usize,
 }
 
 /// One WebSocket connection's protocol state in a fixed amount of memory (about 680 bytes
@@ -134,8 +136,9 @@ pub struct FixedSession<K = ServerOnly> {
     limits: SessionLimits,
     header: HeaderBuf,
     frame: Option<InFrame>,
-    /// The data message being read: its kind, its payload bytes so far.
-    message: Option<(DataOpcode, u64)>,
+    /// The data message being read: its kind, its payload bytes so far (at most
+    /// `max_message_size`, as [`check_header`] checks).
+    message: Option<(DataOpcode, usize)>,
     utf8: Utf8Validator,
     /// The payload of the control frame being read.
     control: [u8; 125],
@@ -259,7 +262,7 @@ impl<K: MaskKeys> FixedSession<K> {
             limits: self.limits,
             rsv1_allowed: false,
             message: self.message.map(|(_, len)| PartialMessage {
-                len,
+                len: len as u64,
                 compressed: false,
             }),
         };
@@ -273,9 +276,10 @@ impl<K: MaskKeys> FixedSession<K> {
             fin: h.fin,
             mask: h.mask,
             read: 0,
-            remaining: h.payload_len,
+            // At most `max_frame_size`, a `usize` (checked above).
+            remaining: h.payload_len as usize,
         };
-        if h.payload_len > 0 {
+        if frame.remaining > 0 {
             self.frame = Some(frame);
         }
         Ok(frame)
@@ -289,43 +293,36 @@ impl<K: MaskKeys> FixedSession<K> {
         input: &[u8],
         chunk: &mut [u8],
     ) -> Result<(usize, Option<FixedEvent>), ProtocolError> {
-        let offset = (frame.read & 3) as usize;
-        let at = frame.read as usize;
-        let take = match frame.opcode {
+        let at = frame.read;
+        let (dest, take) = match frame.opcode {
+            // Control frames are at most 125 bytes (checked with the header): they are
+            // gathered whole in the session's buffer.
             Opcode::Control(_) => {
-                // Control frames are at most 125 bytes (checked with the header).
-                let take = (frame.remaining as usize).min(input.len());
-                let dest = &mut self.control[at..at + take];
-                dest.copy_from_slice(&input[..take]);
-                if let Some(key) = frame.mask {
-                    // RFC 6455 §5.3: unmask, continuing from this frame's key offset.
-                    apply_mask(dest, key, offset);
-                }
-                take
+                let take = frame.remaining.min(input.len());
+                (&mut self.control[at..at + take], take)
             }
+            // A data frame's payload goes to the chunk as it comes.
             Opcode::Data(_) => {
-                let take = frame.remaining.min(input.len() as u64) as usize;
-                let take = take.min(chunk.len());
-                let dest = &mut chunk[..take];
-                dest.copy_from_slice(&input[..take]);
-                if let Some(key) = frame.mask {
-                    // RFC 6455 §5.3: unmask, continuing from this frame's key offset.
-                    apply_mask(dest, key, offset);
-                }
-                if let Some((kind, len)) = &mut self.message {
-                    // RFC 6455 §8.1: fail fast on invalid UTF-8, whatever the chunking.
-                    if *kind == DataOpcode::Text {
-                        self.utf8
-                            .feed(dest)
-                            .map_err(|_| ProtocolError::InvalidUtf8)?;
-                    }
-                    *len += take as u64;
-                }
-                take
+                let take = frame.remaining.min(input.len()).min(chunk.len());
+                (&mut chunk[..take], take)
             }
         };
-        frame.read += take as u64;
-        frame.remaining -= take as u64;
+        dest.copy_from_slice(&input[..take]);
+        if let Some(key) = frame.mask {
+            // RFC 6455 §5.3: unmask, continuing from this frame's key offset.
+            apply_mask(dest, key, at & 3);
+        }
+        if let (Opcode::Data(_), Some((kind, len))) = (frame.opcode, &mut self.message) {
+            // RFC 6455 §8.1: fail fast on invalid UTF-8, whatever the chunking.
+            if *kind == DataOpcode::Text {
+                self.utf8
+                    .feed(dest)
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            *len += take;
+        }
+        frame.read += take;
+        frame.remaining -= take;
         self.frame = (frame.remaining > 0).then_some(frame);
         let event = match frame.opcode {
             Opcode::Data(_) if frame.remaining > 0 => self.data_event(take, false)?,
@@ -359,31 +356,34 @@ impl<K: MaskKeys> FixedSession<K> {
         len: usize,
         chunk: &mut [u8],
     ) -> Result<Option<FixedEvent>, ProtocolError> {
-        // Control frames are at most 125 bytes (checked with the header).
-        let payload_len = (frame.read as usize).min(125);
-        match frame.opcode {
+        let op = match frame.opcode {
             // A data frame: an empty one ends a message only with `fin` (§5.4).
-            Opcode::Data(_) if len == 0 && !frame.fin => Ok(None),
-            Opcode::Data(_) => self.data_event(len, frame.fin),
-            Opcode::Control(ControlOpcode::Ping) => {
-                chunk[..payload_len].copy_from_slice(&self.control[..payload_len]);
-                // RFC 6455 §5.5.2: a Ping is answered with a Pong carrying the same payload,
-                // unless we already sent a Close (§5.5.1: it is our last frame).
-                if self.may_send() {
-                    let pong = &self.control[..payload_len];
-                    self.output.push(&mut self.keys, ControlOpcode::Pong, pong);
-                }
-                Ok(Some(FixedEvent::Ping { len: payload_len }))
-            }
-            // RFC 6455 §5.5.3: an unsolicited Pong is a heartbeat; no answer.
-            Opcode::Control(ControlOpcode::Pong) => {
-                chunk[..payload_len].copy_from_slice(&self.control[..payload_len]);
-                Ok(Some(FixedEvent::Pong { len: payload_len }))
-            }
-            Opcode::Control(ControlOpcode::Close) => {
-                let (code, reason) = parse_close(&self.control[..payload_len])?;
-                chunk[..reason.len()].copy_from_slice(reason.as_bytes());
+            Opcode::Data(_) if len == 0 && !frame.fin => return Ok(None),
+            Opcode::Data(_) => return self.data_event(len, frame.fin),
+            Opcode::Control(op) => op,
+        };
+        // Control frames are at most 125 bytes (checked with the header).
+        let payload = &self.control[..frame.read.min(125)];
+        let len = payload.len();
+        // The event, and what of the payload the caller gets in its chunk.
+        let (event, shown) = match op {
+            ControlOpcode::Ping => (FixedEvent::Ping { len }, payload),
+            ControlOpcode::Pong => (FixedEvent::Pong { len }, payload),
+            ControlOpcode::Close => {
+                let (code, reason) = parse_close(payload)?;
                 let len = reason.len();
+                (FixedEvent::Close { code, len }, reason.as_bytes())
+            }
+        };
+        chunk[..shown.len()].copy_from_slice(shown);
+        match event {
+            // RFC 6455 §5.5.2: a Ping is answered with a Pong carrying the same payload,
+            // unless we already sent a Close (§5.5.1: it is our last frame).
+            FixedEvent::Ping { .. } if self.may_send() => {
+                let pong = &self.control[..len];
+                self.output.push(&mut self.keys, ControlOpcode::Pong, pong);
+            }
+            FixedEvent::Close { code, .. } => {
                 // A message in progress will never be completed; drop it.
                 self.message = None;
                 self.closing.record_received(code);
@@ -392,9 +392,11 @@ impl<K: MaskKeys> FixedSession<K> {
                 if self.may_send() {
                     self.write_close(code, "");
                 }
-                Ok(Some(FixedEvent::Close { code, len }))
             }
+            // RFC 6455 §5.5.3: an unsolicited Pong is a heartbeat; no answer.
+            _ => {}
         }
+        Ok(Some(event))
     }
 
     /// The peer closed its side of the TCP stream. Without a prior Close frame this is an
@@ -615,10 +617,11 @@ impl Output {
     }
 }
 
-/// The length of a frame with `header`, masked or not.
+/// The length of a frame with `header`, masked or not: RFC 6455 §5.2, 2 bytes, the extended
+/// payload length, the masking key, the payload.
 fn frame_len(header: &FrameHeader, masked: bool) -> usize {
     let key = if masked { 4 } else { 0 };
-    header.encode().as_bytes().len() + key + header.payload_len as usize
+    2 + header.length_form().extra_bytes() + key + header.payload_len as usize
 }
 
 /// Encode a frame into `out`, exactly [`frame_len`] long; masked with a fresh key of `keys`

@@ -27,37 +27,38 @@ impl HeaderBuf {
         &mut self,
         input: &[u8],
     ) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
-        if self.len == 0 {
-            return match FrameHeader::decode(input)? {
-                Decoded::Header(header, len) => Ok(Some((header, len))),
-                Decoded::NeedMore(_) => {
-                    // A header is at most 14 bytes, so a short input fits.
-                    self.buf[..input.len()].copy_from_slice(input);
-                    self.len = input.len() as u8;
-                    Ok(None)
-                }
-            };
-        }
-        // Complete the saved header one missing piece at a time (the length form and the
-        // mask bit, once known, say how many more bytes it takes).
-        let mut used = 0;
-        loop {
-            let have = self.len as usize;
-            match FrameHeader::decode(&self.buf[..have])? {
-                Decoded::NeedMore(n) => {
-                    let take = n.min(input.len() - used);
-                    if take == 0 {
-                        return Ok(None);
-                    }
-                    self.buf[have..have + take].copy_from_slice(&input[used..used + take]);
-                    self.len += take as u8;
-                    used += take;
-                }
-                Decoded::Header(header, _) => {
-                    self.len = 0;
-                    return Ok(Some((header, used)));
-                }
+        // Usually the whole header is in the input, decoded where it lies. Else the saved
+        // start of one is completed: what fits is appended (a header is at most 14 bytes, so
+        // 14 held bytes always decode), and of the input the header took the bytes past
+        // those already held.
+        let held = self.len as usize;
+        let bytes = if held == 0 {
+            input
+        } else {
+            self.hold(&input[..input.len().min(MAX_HEADER_LEN - held)]);
+            &self.buf[..self.len as usize]
+        };
+        match FrameHeader::decode(bytes)? {
+            Decoded::Header(header, len) => {
+                self.len = 0;
+                Ok(Some((header, len - held)))
             }
+            Decoded::NeedMore(_) => {
+                if held == 0 {
+                    // A header is at most 14 bytes, so a short input fits.
+                    self.hold(input);
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Append `bytes` (which fit) to the held start of a header.
+    fn hold(&mut self, bytes: &[u8]) {
+        let held = self.len as usize;
+        if let Some(dest) = self.buf.get_mut(held..held + bytes.len()) {
+            dest.copy_from_slice(bytes);
+            self.len += bytes.len() as u8;
         }
     }
 }
