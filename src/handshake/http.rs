@@ -235,11 +235,17 @@ impl Head {
         core::str::from_utf8(&self.raw[range.clone()]).unwrap_or("")
     }
 
+    /// Whether the header name at `span` is `name` (case-insensitive, RFC 9110 §5.1), compared
+    /// as bytes: a handshake looks up about ten headers, each against every name.
+    fn is_named(&self, span: &Range<usize>, name: &str) -> bool {
+        self.raw[span.clone()].eq_ignore_ascii_case(name.as_bytes())
+    }
+
     /// The first header with this name (case-insensitive).
     pub(super) fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
-            .find(|(n, _)| self.text(n).eq_ignore_ascii_case(name))
+            .find(|(n, _)| self.is_named(n, name))
             .map(|(_, v)| &self.raw[v.clone()])
     }
 
@@ -247,7 +253,7 @@ impl Head {
     pub(super) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.headers
             .iter()
-            .filter(move |(n, _)| self.text(n).eq_ignore_ascii_case(name))
+            .filter(move |(n, _)| self.is_named(n, name))
             .map(move |(_, v)| &self.raw[v.clone()])
     }
 
