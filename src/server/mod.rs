@@ -117,7 +117,7 @@
 //! shutdown. `sim.rs` drives the same core and the same step without sockets.
 //!
 //! The imports among these files form a DAG, lowest first: `tls` < `transport`, `timer`,
-//! `budget`, `topics`, `route`, `config`, `http` < `upgrade` < `workers` < `handle` < `handler` <
+//! `budget`, `pool`, `topics`, `route`, `config`, `http` < `upgrade` < `workers` < `handle` < `handler` <
 //! `connection` < `deadline` < `core` < `input`, `output`, `http_fallback`, `handover` <
 //! `event_loop`, `sim` < `builder` (`.ci/layers.py` prints the exact order).
 
