@@ -23,6 +23,10 @@
 //! - idle connections hold nothing of it: a buffer is lent only while a message is read, so
 //!   the memory per idle connection (`benches/e2e` row 6) does not change.
 //!
+//! The memory budget charges a lent buffer as the message's bytes, not its capacity: the
+//! difference (at most 8 times a small message, or what the pool held for a large one) is
+//! slack over the budget, bounded by the pool's own bound.
+//!
 //! Buffers are kept in classes by capacity (powers of two), so that lending is a constant-
 //! time pop and a small message never takes a buffer many times its size, which would then
 //! live on with the application if it keeps the message.
