@@ -85,8 +85,9 @@ pub struct ServerConfig {
     /// connection, the session and socket state (about 1 KiB), a handshake head being read
     /// (at most `handshake_limits`), a deflate context; per loop, the read buffer, the
     /// `Handle` command queue
-    /// ([`COMMAND_QUEUE_BYTES`](constant.COMMAND_QUEUE_BYTES.html)) and the messages of one
-    /// read being handed to the handler; and the allocator's own rounding.
+    /// ([`COMMAND_QUEUE_BYTES`](constant.COMMAND_QUEUE_BYTES.html)), the messages of one
+    /// read being handed to the handler, and the unused room of a message buffer lent from
+    /// the pool (within the pool's bound); and the allocator's own rounding.
     ///
     /// Default 1 GiB: a fixed value rather than one derived from the machine, so that a
     /// server behaves the same on a laptop and in production; set it to what the machine
